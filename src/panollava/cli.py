@@ -1,0 +1,101 @@
+"""The one ``panollava`` command line. Each subcommand is a thin wrapper over a library function.
+
+Subsystems own their commands in ``<subsystem>/commands.py`` and are registered here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from panollava.config import ConfigError, config_to_yaml, load_config
+
+app = typer.Typer(
+    name="panollava",
+    help="Vision-language models for 360° equirectangular panoramas.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Validate and show YAML configs.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print a red error and exit with ``code``."""
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@config_app.command("validate")
+def config_validate(
+    files: Annotated[list[Path], typer.Argument(help="YAML files to validate.")],
+) -> None:
+    """Validate config files against the schema; exit 1 if any is invalid."""
+    bad = 0
+    for f in files:
+        try:
+            load_config(f)
+            console.print(f"[green]ok[/] {f}")
+        except ConfigError as exc:
+            bad += 1
+            console.print(f"[red]invalid[/] {exc}", highlight=False)
+    if bad:
+        raise typer.Exit(1)
+
+
+@config_app.command("show")
+def config_show(
+    file: Annotated[Path | None, typer.Argument(help="YAML file (defaults if omitted).")] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="Dotted overrides such as views.fov_deg=60.")
+    ] = None,
+) -> None:
+    """Print the resolved config (file + overrides + defaults) as YAML."""
+    if file is not None and "=" in str(file):  # only overrides were given
+        overrides = [str(file), *(overrides or [])]
+        file = None
+    try:
+        cfg = load_config(file, overrides)
+    except ConfigError as exc:
+        fail(str(exc))
+    typer.echo(config_to_yaml(cfg), nl=False)
+
+
+@app.command("demo")
+def demo(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("outputs/demo"),
+    image: Annotated[Path | None, typer.Option(help="Panorama to decompose.")] = None,
+) -> None:
+    """The main job on the embedded default: view decomposition of a real shared panorama."""
+    from panollava.views.commands import views_command
+
+    repo = Path(__file__).resolve().parents[2]
+    image = image or (repo / ".." / "shared" / "data" / "quic360_samples" / "img_01.jpg").resolve()
+    if not image.is_file():
+        fail(f"demo panorama not found: {image} (pass --image PANO)")
+    for strategy in ("anyres_e2p", "cubemap"):
+        views_command(image, out=out / strategy, strategy=strategy)
+
+
+def _register_subcommands() -> None:
+    """Attach the subsystems' commands (kept in their own modules)."""
+    from panollava.views.commands import register as register_views
+
+    register_views(app)
+    # -- further subsystems register here --
+
+
+_register_subcommands()
+
+
+def main() -> None:  # pragma: no cover - entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,263 @@
+"""Typed configuration: pydantic schema, strict YAML loading and dotted ``key=value`` overrides.
+
+Every section forbids unknown keys; a typo gets an error that names the key, where it was and the
+valid keys (with a "did you mean" hint). Data paths live in exactly one place: ``data``.
+
+    cfg = load_config("configs/views/anyres_e2p.yaml", overrides=["views.fov_deg=60"])
+    save_config(cfg, run_dir / "config.yaml")
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "ImageConfig",
+    "PanoConfig",
+    "ViewsConfig",
+    "apply_overrides",
+    "load_config",
+    "save_config",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message says where and how to fix it."""
+
+
+class StrictModel(BaseModel):
+    """Base for every config section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+Strategy = Literal[
+    "resize", "native", "sliding_window", "e2p", "pinhole", "cubemap", "anyres", "anyres_e2p"
+]
+GlobalMode = Literal["stretch", "letterbox", "fold"]
+
+
+class ViewsConfig(StrictModel):
+    """How a panorama becomes views (SYSTEM.md §2). Angles in degrees."""
+
+    strategy: Strategy = "anyres_e2p"
+    fov_deg: float = Field(90.0, gt=0, lt=180, description="horizontal FoV of each tile")
+    vfov_deg: float | None = Field(
+        None, gt=0, lt=180, description="vertical FoV; None = same as fov_deg (square pixels)"
+    )
+    overlap: float = Field(
+        0.5, ge=0, lt=1, description="target fraction of a tile shared with its yaw neighbour"
+    )
+    num_tiles: int | None = Field(
+        None, ge=1, description="explicit tiles per ring; None = ceil(360 / (fov * (1 - overlap)))"
+    )
+    pitch_deg: list[float] = Field(default_factory=lambda: [0.0], description="one ring per pitch")
+    yaw_offset_deg: float = Field(0.0, description="yaw of the first tile")
+    tile_size: int = Field(256, ge=8, description="tile height = width in pixels")
+    global_view: bool | None = Field(
+        None, description="add a whole-panorama view first; None = the strategy's default"
+    )
+    global_mode: GlobalMode = Field(
+        "stretch",
+        description="stretch: ERP resized to a square (all tokens see content); letterbox: padded "
+        "2:1 image in a square (half the tokens black); fold: left and right halves stacked",
+    )
+    cube_faces: Literal[4, 6] = 4
+    anyres_grid: tuple[int, int] = Field((2, 4), description="rows x cols of ERP grid tiles")
+    interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
+
+    @model_validator(mode="after")
+    def _check_pitch(self) -> ViewsConfig:
+        for p in self.pitch_deg:
+            if not -90.0 <= p <= 90.0:
+                raise ValueError(f"pitch_deg entries must lie in [-90, 90], got {p}")
+        return self
+
+    def ring_tile_count(self) -> int:
+        """Tiles on one closed yaw ring: explicit ``num_tiles`` or ``ceil(360 / (fov (1-overlap)))``."""
+        if self.num_tiles is not None:
+            return self.num_tiles
+        return max(1, math.ceil(360.0 / (self.fov_deg * (1.0 - self.overlap)) - 1e-9))
+
+
+class ImageConfig(StrictModel):
+    """How panorama files are decoded (see ``panollava.data.images``)."""
+
+    aspect_policy: Literal["error", "resample", "pad"] = Field(
+        "resample",
+        description="ERP not 2:1 -> error; resample to 2:1 (warns); pad the poles to 2:1 (warns)",
+    )
+    aspect_tolerance: float = Field(0.02, ge=0, description="relative deviation accepted as 2:1")
+    max_pixels: int = Field(
+        300_000_000, gt=0, description="refuse larger images (decompression-bomb guard)"
+    )
+    draft_decode: bool = Field(True, description="decode JPEGs at reduced scale when views allow")
+    min_size: int = Field(16, ge=1, description="refuse images smaller than this on either side")
+
+
+class DataConfig(StrictModel):
+    """The one place where data paths are set. Later stages refer to splits by name."""
+
+    train: list[Path] = Field(default_factory=list)
+    valid: list[Path] = Field(default_factory=list)
+    test: list[Path] = Field(default_factory=list)
+    image_root: Path | None = Field(None, description="base for relative image paths")
+    cache_dir: Path | None = Field(None, description="local cache for http(s) image URLs")
+
+
+class PanoConfig(StrictModel):
+    """The root config. Sections are added by later subsystems (model, training, evaluation)."""
+
+    experiment: str = "default"
+    seed: int = 0
+    output_dir: Path = Path("runs")
+    data: DataConfig = Field(default_factory=DataConfig)
+    image: ImageConfig = Field(default_factory=ImageConfig)
+    views: ViewsConfig = Field(default_factory=ViewsConfig)
+
+
+# --------------------------------------------------------------------------- loading and errors
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """Follow ``loc`` through nested pydantic models; None if it leaves the schema."""
+    current: Any = model
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return None
+        current = field.annotation
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _format_errors(exc: ValidationError, root: type[BaseModel], source: str) -> str:
+    lines = [f"invalid config {source}:"]
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        dotted = ".".join(str(p) for p in loc) or "<root>"
+        if err["type"] == "extra_forbidden":
+            parent = _model_at(root, loc[:-1])
+            valid = sorted(parent.model_fields) if parent else []
+            hint = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+            msg = f"  unknown key '{dotted}'"
+            if hint:
+                msg += f" (did you mean '{'.'.join([*map(str, loc[:-1]), hint[0]])}'?)"
+            msg += f"; valid keys here: {', '.join(valid)}"
+            lines.append(msg)
+        else:
+            lines.append(f"  {dotted}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' must look like key.sub=value")
+    key, raw = item.split("=", 1)
+    if not key.strip():
+        raise ConfigError(f"override '{item}' has an empty key")
+    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """Return a copy of ``raw`` with dotted ``a.b.c=value`` overrides applied (values parsed as YAML)."""
+    result = _deep_copy(raw)
+    for item in overrides or []:
+        keys, value = _parse_override(item)
+        node = result
+        for k in keys[:-1]:
+            child = node.get(k)
+            if child is None:
+                child = node[k] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override '{item}': '{k}' is a value, not a section")
+            node = child
+        node[keys[-1]] = value
+    return result
+
+
+def _deep_copy(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _deep_copy(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_deep_copy(v) for v in obj]
+    return obj
+
+
+def _resolve_paths(cfg: PanoConfig, base: Path) -> None:
+    """Make relative data paths absolute against the config file's folder."""
+
+    def fix(p: Path) -> Path:
+        return p if p.is_absolute() else (base / p).resolve()
+
+    data = cfg.data
+    for split in ("train", "valid", "test"):
+        setattr(data, split, [fix(p) for p in getattr(data, split)])
+    if data.image_root is not None:
+        data.image_root = fix(data.image_root)
+    if data.cache_dir is not None:
+        data.cache_dir = fix(data.cache_dir)
+
+
+def config_from_dict(
+    raw: dict[str, Any], *, source: str = "<dict>", schema: type[PanoConfig] = PanoConfig
+) -> PanoConfig:
+    """Validate a plain dict against the schema, raising :class:`ConfigError` with a clear message."""
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, schema, source)) from None
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    *,
+    schema: type[PanoConfig] = PanoConfig,
+) -> PanoConfig:
+    """Load a YAML config (or defaults when ``path`` is None), apply overrides, validate.
+
+    Relative paths in ``data`` resolve against the YAML file's folder, so configs are portable.
+    """
+    raw: dict[str, Any] = {}
+    source = "<defaults>"
+    base = Path.cwd()
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path} must contain a mapping at the top level")
+        raw = loaded or {}
+        base = path.resolve().parent
+    raw = apply_overrides(raw, overrides)
+    cfg = config_from_dict(raw, source=source, schema=schema)
+    _resolve_paths(cfg, base)
+    return cfg
+
+
+def config_to_yaml(cfg: BaseModel) -> str:
+    """The resolved config as YAML (paths as strings)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def save_config(cfg: BaseModel, path: str | Path) -> Path:
+    """Write the resolved config to ``path`` (used for every run folder)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(config_to_yaml(cfg), encoding="utf-8")
+    return path

@@ -1,0 +1,67 @@
+"""ViewSet: the pixels of a panorama's views plus their layout (cameras, sizes, adjacency)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from panollava.config import ViewsConfig
+from panollava.geometry import required_erp_width as _required_width
+from panollava.geometry import sample_views
+from panollava.views.layout import ViewLayout, ViewMeta, make_layout
+
+__all__ = ["ViewSet", "build_viewset", "build_viewsets", "required_erp_width"]
+
+
+@dataclass
+class ViewSet:
+    """Views of one panorama.
+
+    ``pixels`` is ``(V, 3, h, w)`` float in ``[0, 1]`` (for ``native`` the ERP itself, at its own
+    resolution); ``layout`` describes each view (``layout.views[i]`` is view ``i``).
+    """
+
+    pixels: torch.Tensor
+    layout: ViewLayout
+
+    @property
+    def views(self) -> tuple[ViewMeta, ...]:
+        return self.layout.views
+
+    @property
+    def pairs(self) -> tuple[tuple[int, int], ...]:
+        return self.layout.pairs
+
+    def __len__(self) -> int:
+        return self.pixels.shape[0]
+
+    def to_json(self) -> dict:
+        return self.layout.to_json()
+
+
+def required_erp_width(cfg: ViewsConfig) -> int | None:
+    """ERP width below which the configured views would be undersampled (None for ``native``)."""
+    layout = make_layout(cfg)
+    if layout.native:
+        return None
+    return _required_width(layout.geometries, (cfg.tile_size, cfg.tile_size))
+
+
+def build_viewsets(erp: torch.Tensor, cfg: ViewsConfig) -> list[ViewSet]:
+    """Views of a batch of ERPs ``(B, 3, H, W)`` (same size) -> ``B`` ViewSets, one sampling call."""
+    layout = make_layout(cfg)
+    if erp.ndim != 4 or erp.shape[1] != 3:
+        raise ValueError(f"expected ERPs of shape (B, 3, H, W), got {tuple(erp.shape)}")
+    if layout.native:
+        return [ViewSet(e[None], layout) for e in erp]
+    size = (cfg.tile_size, cfg.tile_size)
+    pixels = sample_views(erp, layout.geometries, size, cfg.interpolation)  # (B, V, 3, h, w)
+    if cfg.interpolation == "bicubic":
+        pixels = pixels.clamp(0.0, 1.0)
+    return [ViewSet(p, layout) for p in pixels]
+
+
+def build_viewset(erp: torch.Tensor, cfg: ViewsConfig) -> ViewSet:
+    """Views of one ERP ``(3, H, W)`` float in ``[0, 1]`` per ``cfg`` (SYSTEM.md §2)."""
+    return build_viewsets(erp[None], cfg)[0]
