@@ -17,6 +17,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from panollava.models.panollava.resamplers.config import check_resampler_compatibility
+from panollava.models.panollava.schema import PanoLLaVAConfig
+from panollava.training.schema import TrainConfig
+
 __all__ = [
     "ConfigError",
     "DataConfig",
@@ -114,7 +118,7 @@ class DataConfig(StrictModel):
 
 
 class PanoConfig(StrictModel):
-    """The root config. Sections are added by later subsystems (model, training, evaluation)."""
+    """The root config: one YAML describes data, views, model, training stages and evaluation."""
 
     experiment: str = "default"
     seed: int = 0
@@ -122,6 +126,21 @@ class PanoConfig(StrictModel):
     data: DataConfig = Field(default_factory=DataConfig)
     image: ImageConfig = Field(default_factory=ImageConfig)
     views: ViewsConfig = Field(default_factory=ViewsConfig)
+    model: PanoLLaVAConfig | None = None
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="after")
+    def _overlap_needs_a_grid(self) -> PanoConfig:
+        uses_overlap = any(s.overlap_weight > 0 for s in self.train.stages)
+        model = self.model
+        if uses_overlap and isinstance(model, PanoLLaVAConfig) and model.overlap_features != "encoder":
+            check_resampler_compatibility(
+                model.resampler,
+                needs_grid=True,
+                reason="an overlap loss on model.overlap_features="
+                f"'{model.overlap_features}' (set it to 'encoder' or use a grid resampler)",
+            )
+        return self
 
 
 # --------------------------------------------------------------------------- loading and errors

@@ -43,6 +43,10 @@ class PatchPairs:
     def __len__(self) -> int:
         return int(self.idx_i.numel())
 
+    def reindexed(self, i: int, j: int) -> PatchPairs:
+        """The same correspondences under new view indices (e.g. positions among the tiles)."""
+        return PatchPairs(i, j, self.idx_i, self.idx_j, self.dist)
+
 
 def patch_centers_rays(
     geom: ViewGeometry, hw: tuple[int, int], grid: tuple[int, int]

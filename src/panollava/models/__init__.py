@@ -1,0 +1,1 @@
+"""Models: ``panollava/`` (the custom PanoLLaVA VLM) and ``adapters/`` (existing VLM families)."""

@@ -1,0 +1,1 @@
+"""The custom PanoLLaVA VLM: vision encoder -> resampler -> panorama projector -> LLM."""

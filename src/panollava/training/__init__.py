@@ -1,0 +1,1 @@
+"""One training engine (PyTorch Lightning) shared by PanoLLaVA and PanoAdapt."""

@@ -1,0 +1,169 @@
+"""``run_training``: the stage plan of one YAML, executed by the one Lightning engine.
+
+Each stage starts from the weights of every finished stage before it; a run folder records
+finished stages (``stages.json``) and resumes mid-stage from ``<stage>/last.ckpt``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytorch_lightning as pl
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from panollava.config import PanoConfig
+from panollava.training.checkpoint import load_trainable, save_trainable
+from panollava.training.engine import build_trainer, resolve_precision
+from panollava.training.loader import ResumableLoader
+from panollava.training.module import OverlapFn, PanoModule, TrainHParams
+from panollava.training.run import RunState, find_latest_run, new_run_dir
+from panollava.training.schema import StageConfig
+
+__all__ = ["System", "run_training"]
+
+log = logging.getLogger(__name__)
+
+
+class System(Protocol):
+    """What a panorama model system (PanoLLaVA, a PanoAdapt family) gives the engine."""
+
+    model: nn.Module
+    allow_fp16: bool
+
+    def configure_stage(self, stage: StageConfig) -> None:
+        """Set which parameters train (freeze the rest, add LoRA adapters) for ``stage``."""
+
+    def dataset(self, split: str, stage: StageConfig) -> Dataset:
+        """Training/validation samples of ``split`` for ``stage``."""
+
+    def collate(self, stage: StageConfig) -> Any:
+        """Collate function for ``stage`` (text length limits, answer-only labels)."""
+
+    def overlap_loss(self) -> OverlapFn | None:
+        """The configured overlap loss (an ``nn.Module`` when it has trainable parts)."""
+
+    def check_stage(self, stage: StageConfig, batch: dict[str, Any]) -> None:
+        """Step-0 checks on one batch (e.g. the dead-loss check when an overlap loss is on)."""
+
+
+def _stage_steps(stage: StageConfig, num_batches: int) -> int:
+    if stage.max_steps is not None:
+        return stage.max_steps
+    return max(1, math.ceil(num_batches / stage.accumulate)) * (stage.epochs or 1)
+
+
+def _hparams(stage: StageConfig, total_steps: int, precision: str) -> TrainHParams:
+    return TrainHParams(
+        lr=stage.lr,
+        total_steps=total_steps,
+        warmup_steps=int(stage.warmup_ratio * total_steps),
+        schedule=stage.schedule,
+        weight_decay=stage.weight_decay,
+        lr_multipliers=dict(stage.lr_multipliers),
+        lm_weight=stage.lm_weight,
+        overlap_weight=stage.overlap_weight,
+        precision=precision,
+    )
+
+
+def _loaders(
+    system: System, stage: StageConfig, cfg: PanoConfig
+) -> tuple[DataLoader, DataLoader | None]:
+    collate = system.collate(stage)
+    train = ResumableLoader(
+        system.dataset(stage.train_split, stage),
+        batch_size=stage.batch_size,
+        seed=cfg.seed,
+        collate_fn=collate,
+        num_workers=cfg.train.num_workers,
+    )
+    val = None
+    if stage.valid_split and getattr(cfg.data, stage.valid_split, None):
+        val = DataLoader(
+            system.dataset(stage.valid_split, stage),
+            batch_size=stage.batch_size,
+            collate_fn=collate,
+            num_workers=cfg.train.num_workers,
+        )
+    return train, val
+
+
+def run_training(
+    cfg: PanoConfig,
+    system: System,
+    *,
+    run_dir: Path | None = None,
+    resume: bool = False,
+    stages: list[str] | None = None,
+) -> Path:
+    """Train the stages of ``cfg`` (or the named subset) and return the run folder."""
+    names = [s.name for s in cfg.train.stages]
+    if not names:
+        raise ValueError("train.stages is empty: nothing to train")
+    unknown = sorted(set(stages or []) - set(names))
+    if unknown:
+        raise ValueError(f"unknown stages {unknown}; this config defines {names}")
+    if run_dir is None:
+        run_dir = find_latest_run(cfg) if resume else new_run_dir(cfg)
+    state = RunState.load(run_dir, names)
+    state.save()
+    precision = resolve_precision(cfg.train, allow_fp16=system.allow_fp16)
+    for stage in cfg.train.stages:
+        record = state.record(stage.name)
+        system.configure_stage(stage)
+        if record.status == "done":
+            load_trainable(system.model, run_dir / record.weights)
+            log.info("stage %s already finished: loaded %s", stage.name, record.weights)
+            continue
+        if stages is not None and stage.name not in stages:
+            log.info("stage %s skipped (not selected)", stage.name)
+            continue
+        _run_stage(cfg, system, stage, state, run_dir, precision)
+    return run_dir
+
+
+def _run_stage(
+    cfg: PanoConfig,
+    system: System,
+    stage: StageConfig,
+    state: RunState,
+    run_dir: Path,
+    precision: str,
+) -> None:
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    stage_dir = run_dir / stage.name
+    stage_dir.mkdir(exist_ok=True)
+    train_loader, val_loader = _loaders(system, stage, cfg)
+    total = _stage_steps(stage, len(train_loader))
+    system.check_stage(stage, next(iter(_fresh(train_loader))))
+    module = PanoModule(system.model, _hparams(stage, total, precision), system.overlap_loss())
+    trainer = build_trainer(
+        cfg.train,
+        stage,
+        stage_dir,
+        run_dir / "logs",
+        max_steps=total,
+        precision=precision,
+        enable_validation=val_loader is not None,
+    )
+    ckpt = stage_dir / "last.ckpt"
+    record = state.record(stage.name)
+    record.status = "running"
+    state.save()
+    t0 = time.perf_counter()
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt) if ckpt.exists() else None)
+    weights = save_trainable(system.model, stage_dir / "weights.safetensors")
+    record.status, record.steps = "done", trainer.global_step
+    record.weights = str(weights.relative_to(run_dir))
+    record.seconds += time.perf_counter() - t0
+    state.save()
+
+
+def _fresh(loader: ResumableLoader) -> DataLoader:
+    """A plain loader over the same data (peeking a batch must not advance the resumable one)."""
+    return DataLoader(loader.dataset, batch_size=loader.batch_size, collate_fn=loader.collate_fn)
