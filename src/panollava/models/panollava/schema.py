@@ -1,0 +1,76 @@
+"""Config section ``model`` of the custom PanoLLaVA VLM (pydantic only, no torch import)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from panollava.models.panollava.resamplers.config import (
+    ResamplerConfig,
+    check_resampler_compatibility,
+)
+
+__all__ = ["PanoLLaVAConfig", "ProjectorConfig", "TinySizes"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TinySizes(_Strict):
+    """Sizes of the random-weight stand-ins used by tests and the CPU demo."""
+
+    vision_hidden: int = 64
+    vision_layers: int = 2
+    vision_heads: int = 4
+    patch_size: int = 16
+    llm_hidden: int = 128
+    llm_layers: int = 2
+    llm_heads: int = 4
+    llm_kv_heads: int = 2
+
+
+class ProjectorConfig(_Strict):
+    """Panorama projector: multi-view PE + projection to the LLM width + view stitching."""
+
+    pe: bool = Field(True, description="add the 360°-periodic multi-view positional encoding")
+    pe_temperature: float = Field(10000.0, gt=0)
+    pe_dropout: float = Field(0.0, ge=0, lt=1)
+    hidden_dim: int | None = Field(
+        None, ge=1, description="None: one Linear; else Linear-GELU-Linear"
+    )
+    stitching: Literal["concat", "stride_views"] = "concat"
+
+
+class PanoLLaVAConfig(_Strict):
+    """The custom VLM (SYSTEM.md §6). ``source: tiny`` builds random-weight stand-ins offline."""
+
+    system: Literal["panollava"] = "panollava"
+    source: Literal["pretrained", "tiny"] = "pretrained"
+    vision_name: str = Field(
+        "google/siglip2-so400m-patch16-256",
+        description="HF id or path of the vision encoder (SigLIP/SigLIP2, CLIP, DINOv2)",
+    )
+    llm_name: str = Field("Qwen/Qwen3-0.6B", description="HF id or path of the causal LLM")
+    tiny: TinySizes = Field(default_factory=TinySizes)
+    resampler: ResamplerConfig = Field(default_factory=lambda: ResamplerConfig(type="bimamba"))
+    projector: ProjectorConfig = Field(default_factory=ProjectorConfig)
+    overlap_features: Literal["encoder", "resampler", "projector"] = Field(
+        "resampler", description="which tile features the overlap loss compares"
+    )
+    vision_token: str = Field("<|vision|>", description="placeholder token in the chat template")
+
+    @model_validator(mode="after")
+    def _compatible(self) -> PanoLLaVAConfig:
+        if self.projector.stitching == "stride_views":
+            check_resampler_compatibility(
+                self.resampler, needs_grid=True, reason="model.projector.stitching='stride_views'"
+            )
+        if self.projector.pe:
+            check_resampler_compatibility(
+                self.resampler,
+                needs_grid=True,
+                reason="model.projector.pe=true (per-token directions)",
+            )
+        return self
