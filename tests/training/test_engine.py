@@ -80,3 +80,22 @@ def test_kill_mid_stage_and_resume_gives_identical_weights(tmp_path):
         got = load_file(str(run_dir / stage / "weights.safetensors"))
         for k in ref:
             assert torch.equal(ref[k], got[k]), (stage, k)
+
+
+@pytest.mark.slow
+def test_ddp_on_cpu_with_two_gloo_processes(tmp_path):
+    script = Path(__file__).parent / "toy_system.py"
+    run_dir = tmp_path / "ddp" / "run"
+    out = subprocess.run(
+        [sys.executable, str(script), str(run_dir), "--ddp"],
+        env=dict(os.environ),
+        timeout=300,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    state = json.loads((run_dir / "stages.json").read_text())
+    # 64 samples sharded over 2 ranks: 32 per rank / batch 4 = 8 optimiser steps for "head".
+    assert [(s["status"], s["steps"]) for s in state["stages"]] == [("done", 6), ("done", 8)]
+    assert (run_dir / "head" / "weights.safetensors").exists()
+    assert not list((tmp_path / "ddp").glob("2*")), "rank 1 must not create its own run folder"

@@ -61,7 +61,7 @@ class ToySystem:
         assert batch["x"].shape[1] == 8
 
 
-def toy_config(out: Path, *, every: int = 2) -> PanoConfig:
+def toy_config(out: Path, *, every: int = 2, ddp: bool = False) -> PanoConfig:
     stages = [
         StageConfig(
             name="encoder",
@@ -85,7 +85,8 @@ def toy_config(out: Path, *, every: int = 2) -> PanoConfig:
     ]
     train = TrainConfig(
         accelerator="cpu",
-        devices=1,
+        devices=2 if ddp else 1,
+        strategy="ddp" if ddp else "auto",
         stages=stages,
         checkpoint_every_n_steps=every,
         log_every_n_steps=1,
@@ -96,6 +97,8 @@ def toy_config(out: Path, *, every: int = 2) -> PanoConfig:
 if __name__ == "__main__":
     run_dir = Path(sys.argv[1])
     system = ToySystem()
-    system.model.delay = float(sys.argv[2]) if len(sys.argv) > 2 else 0.0
+    ddp = "--ddp" in sys.argv
+    args = [a for a in sys.argv[2:] if a != "--ddp"]
+    system.model.delay = float(args[0]) if args else 0.0
     run_dir.mkdir(parents=True, exist_ok=True)
-    run_training(toy_config(run_dir.parent), system, run_dir=run_dir, resume=True)
+    run_training(toy_config(run_dir.parent, ddp=ddp), system, run_dir=run_dir, resume=True)

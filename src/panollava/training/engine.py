@@ -97,5 +97,6 @@ def build_trainer(
         limit_val_batches=1.0 if enable_validation else 0,
         val_check_interval=train.val_check_interval,
         num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # our SeededSampler shards by rank itself (resumable)
         default_root_dir=str(stage_dir),
     )

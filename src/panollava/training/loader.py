@@ -17,8 +17,18 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 __all__ = ["ResumableLoader", "SeededSampler"]
 
 
+def _rank_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
 class SeededSampler(Sampler[int]):
-    """A permutation of ``range(n)`` that depends only on ``(seed, epoch)``; can start mid-way."""
+    """A permutation of ``range(n)`` that depends only on ``(seed, epoch)``; can start mid-way.
+
+    Under ``torch.distributed`` each rank takes every ``world``-th index of the same permutation
+    (padded by wrapping so all ranks get the same count), like ``DistributedSampler``.
+    """
 
     def __init__(self, n: int, *, seed: int, shuffle: bool = True) -> None:
         self.n, self.seed, self.shuffle = n, seed, shuffle
@@ -33,11 +43,16 @@ class SeededSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         order = self.order(self.epoch)
+        rank, world = _rank_world()
+        if world > 1:
+            total = -(-self.n // world) * world
+            order = (order + order[: total - self.n])[rank::world]  # (ceil(n / world),)
         start, self.start = self.start, 0
         return iter(order[start:])
 
     def __len__(self) -> int:
-        return self.n
+        _, world = _rank_world()
+        return -(-self.n // world)
 
 
 class ResumableLoader(DataLoader):

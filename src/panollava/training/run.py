@@ -36,6 +36,7 @@ class RunState:
 
     run_dir: Path
     stages: list[StageRecord] = field(default_factory=list)
+    writable: bool = True  # False on non-zero distributed ranks
 
     @classmethod
     def load(cls, run_dir: Path, stage_names: list[str]) -> RunState:
@@ -50,6 +51,8 @@ class RunState:
         return cls(run_dir, [records.get(n, StageRecord(n)) for n in stage_names])
 
     def save(self) -> None:
+        if not self.writable:
+            return
         path = self.run_dir / "stages.json"
         tmp = path.with_suffix(".tmp")
         payload = {"stages": [asdict(r) for r in self.stages]}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +28,13 @@ from panollava.training.schema import StageConfig
 __all__ = ["System", "run_training"]
 
 log = logging.getLogger(__name__)
+
+_RUN_DIR_ENV = "PANOLLAVA_RUN_DIR"
+
+
+def _launched_rank() -> int:
+    """Global rank of this process as set by a distributed launcher (0 when not launched)."""
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
 
 
 class System(Protocol):
@@ -51,10 +59,20 @@ class System(Protocol):
         """Step-0 checks on one batch (e.g. the dead-loss check when an overlap loss is on)."""
 
 
-def _stage_steps(stage: StageConfig, num_batches: int) -> int:
+def _stage_steps(stage: StageConfig, num_samples: int, world_size: int) -> int:
+    """Optimiser steps of a stage: ``max_steps``, or epochs over this rank's share of the data."""
     if stage.max_steps is not None:
         return stage.max_steps
-    return max(1, math.ceil(num_batches / stage.accumulate)) * (stage.epochs or 1)
+    per_rank = math.ceil(num_samples / world_size)
+    batches = math.ceil(per_rank / stage.batch_size)
+    return max(1, math.ceil(batches / stage.accumulate)) * (stage.epochs or 1)
+
+
+def _world_size(cfg: PanoConfig) -> int:
+    train = cfg.train
+    if train.strategy == "auto" or not isinstance(train.devices, int):
+        return 1
+    return train.devices
 
 
 def _hparams(stage: StageConfig, total_steps: int, precision: str) -> TrainHParams:
@@ -108,9 +126,14 @@ def run_training(
     unknown = sorted(set(stages or []) - set(names))
     if unknown:
         raise ValueError(f"unknown stages {unknown}; this config defines {names}")
+    if run_dir is None and _launched_rank() > 0:
+        run_dir = Path(os.environ[_RUN_DIR_ENV])  # a DDP child: same folder as rank 0
     if run_dir is None:
         run_dir = find_latest_run(cfg) if resume else new_run_dir(cfg)
+    # Lightning's DDP launcher re-runs this program for ranks > 0; they must find this folder.
+    os.environ[_RUN_DIR_ENV] = str(run_dir)
     state = RunState.load(run_dir, names)
+    state.writable = _launched_rank() == 0
     state.save()
     precision = resolve_precision(cfg.train, allow_fp16=system.allow_fp16)
     for stage in cfg.train.stages:
@@ -139,7 +162,7 @@ def _run_stage(
     stage_dir = run_dir / stage.name
     stage_dir.mkdir(exist_ok=True)
     train_loader, val_loader = _loaders(system, stage, cfg)
-    total = _stage_steps(stage, len(train_loader))
+    total = _stage_steps(stage, len(train_loader.dataset), _world_size(cfg))
     system.check_stage(stage, next(iter(_fresh(train_loader))))
     module = PanoModule(system.model, _hparams(stage, total, precision), system.overlap_loss())
     trainer = build_trainer(
@@ -157,7 +180,9 @@ def _run_stage(
     state.save()
     t0 = time.perf_counter()
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt) if ckpt.exists() else None)
-    weights = save_trainable(system.model, stage_dir / "weights.safetensors")
+    weights = stage_dir / "weights.safetensors"
+    if trainer.is_global_zero:
+        save_trainable(system.model, weights)
     record.status, record.steps = "done", trainer.global_step
     record.weights = str(weights.relative_to(run_dir))
     record.seconds += time.perf_counter() - t0
