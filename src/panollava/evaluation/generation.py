@@ -1,0 +1,151 @@
+"""The one evaluation loop: batched generation written incrementally to ``predictions.csv``.
+
+* each (image, query) pair is generated once (the grouped protocol scores it against all its
+  references; prior code generated the same answer ~5x per pair);
+* pairs are sorted by prompt length and batched by a token budget;
+* rows are appended and flushed batch by batch; a rerun skips the pairs already written, so a
+  killed evaluation resumes with no row lost or duplicated;
+* ``shard=(k, n)`` gives every n-th pair to process k (multi-GPU / multi-process); ``merge_shards``
+  joins the shard files into one ``predictions.csv`` in a stable order.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["PREDICTION_COLUMNS", "EvalItem", "merge_shards", "plan_batches", "run_generation"]
+
+PREDICTION_COLUMNS = ("url", "query", "prediction")
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    """One (image, query) pair to answer. ``url`` is the annotation's image reference."""
+
+    url: str
+    query: str
+    image: Path | None = None
+    prompt_tokens: int = 0  # estimated prompt length, for sorting and token budgets
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.url, self.query)
+
+
+def unique_items(items: Sequence[EvalItem]) -> list[EvalItem]:
+    """Items with duplicate (url, query) pairs removed, first occurrence kept."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for it in items:
+        if it.key not in seen:
+            seen.add(it.key)
+            out.append(it)
+    return out
+
+
+def plan_batches(
+    items: Sequence[EvalItem], *, max_batch: int, token_budget: int | None = None
+) -> list[list[EvalItem]]:
+    """Sort by (prompt length, image) and cut into batches of at most ``max_batch`` items whose
+    padded size ``len(batch) * longest_prompt`` stays within ``token_budget``."""
+    ordered = sorted(items, key=lambda it: (it.prompt_tokens, it.url, it.query))
+    batches: list[list[EvalItem]] = []
+    current: list[EvalItem] = []
+    for it in ordered:
+        longest = max([it.prompt_tokens, *(c.prompt_tokens for c in current)])
+        too_big = token_budget is not None and (len(current) + 1) * longest > token_budget
+        if current and (len(current) >= max_batch or too_big):
+            batches.append(current)
+            current = []
+        current.append(it)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _done_keys(path: Path) -> set[tuple[str, str]]:
+    if not path.exists():
+        return set()
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return {(r["url"], r["query"]) for r in rows}
+
+
+def _repair_tail(path: Path) -> None:
+    """Drop a partial last line left by a crash in the middle of a write."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+def run_generation(
+    items: Sequence[EvalItem],
+    predict: Callable[[list[EvalItem]], list[str]],
+    out_csv: str | Path,
+    *,
+    max_batch: int = 8,
+    token_budget: int | None = None,
+    shard: tuple[int, int] = (0, 1),
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Answer every unique (url, query) of ``items`` with ``predict`` and append to ``out_csv``.
+
+    Returns the CSV path. Resumes when the file already holds some of the pairs.
+    """
+    out_csv = Path(out_csv)
+    k, n = shard
+    if not 0 <= k < n:
+        raise ValueError(f"shard must be (k, n) with 0 <= k < n, got {shard}")
+    todo = sorted(unique_items(items), key=lambda it: it.key)[k::n]
+    _repair_tail(out_csv)
+    done = _done_keys(out_csv)
+    pending = [it for it in todo if it.key not in done]
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    new_file = not out_csv.exists()
+    with out_csv.open("a", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        if new_file:
+            writer.writerow(PREDICTION_COLUMNS)
+        finished = len(todo) - len(pending)
+        for batch in plan_batches(pending, max_batch=max_batch, token_budget=token_budget):
+            answers = predict(batch)
+            if len(answers) != len(batch):
+                raise RuntimeError(
+                    f"predict returned {len(answers)} answers for {len(batch)} items"
+                )
+            writer.writerows((it.url, it.query, a) for it, a in zip(batch, answers, strict=True))
+            f.flush()
+            os.fsync(f.fileno())
+            finished += len(batch)
+            if progress is not None:
+                progress(finished, len(todo))
+    return out_csv
+
+
+def _rows(path: Path) -> Iterator[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        yield from csv.DictReader(f)
+
+
+def merge_shards(shards: Sequence[str | Path], out_csv: str | Path) -> Path:
+    """Join shard CSVs into one, sorted by (url, query); duplicate pairs are an error."""
+    rows: dict[tuple[str, str], dict[str, str]] = {}
+    for path in map(Path, shards):
+        for r in _rows(path):
+            key = (r["url"], r["query"])
+            if key in rows:
+                raise ValueError(f"{path}: pair {key} appears in more than one shard")
+            rows[key] = r
+    out_csv = Path(out_csv)
+    with out_csv.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(PREDICTION_COLUMNS))
+        writer.writeheader()
+        for key in sorted(rows):
+            writer.writerow({c: rows[key][c] for c in PREDICTION_COLUMNS})
+    return out_csv
