@@ -84,9 +84,11 @@ def demo(
 
 def _register_subcommands() -> None:
     """Attach the subsystems' commands (kept in their own modules)."""
+    from panollava.evaluation.commands import register as register_evaluation
     from panollava.views.commands import register as register_views
 
     register_views(app)
+    register_evaluation(app)
     # -- further subsystems register here --
 
 
