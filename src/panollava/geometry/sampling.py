@@ -26,12 +26,13 @@ _PAD = {"nearest": 1, "bilinear": 1, "bicubic": 2}
 def pad_erp(erp: torch.Tensor, pad: int) -> torch.Tensor:
     """Spherically pad ERPs ``(B, C, H, W)`` -> ``(B, C, H + 2 pad, W + 2 pad)``.
 
-    Columns wrap around the seam; rows past a pole come from the mirrored rows, rolled by 180°.
+    Columns wrap around the seam; rows past a pole come from the mirrored rows, rolled by 180°
+    (``W // 2`` columns: for an odd width the antipode is off by half a pixel).
     """
     if pad <= 0:
         return erp
     h, w = erp.shape[-2:]
-    if pad > h or w % 2:
+    if pad > h:
         raise ValueError(f"cannot pole-pad an ERP of size {h}x{w} by {pad}")
     top = torch.roll(erp[..., :pad, :].flip(-2), w // 2, dims=-1)  # (B, C, pad, W)
     bottom = torch.roll(erp[..., -pad:, :].flip(-2), w // 2, dims=-1)

@@ -17,7 +17,7 @@ import pytorch_lightning as pl
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from panollava.config import PanoConfig
+from panollava.config import PanoConfig, save_config
 from panollava.training.checkpoint import load_trainable, save_trainable
 from panollava.training.engine import build_trainer, resolve_precision
 from panollava.training.loader import ResumableLoader
@@ -130,6 +130,9 @@ def run_training(
         run_dir = Path(os.environ[_RUN_DIR_ENV])  # a DDP child: same folder as rank 0
     if run_dir is None:
         run_dir = find_latest_run(cfg) if resume else new_run_dir(cfg)
+    elif not (run_dir / "config.yaml").exists() and _launched_rank() == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
     # Lightning's DDP launcher re-runs this program for ranks > 0; they must find this folder.
     os.environ[_RUN_DIR_ENV] = str(run_dir)
     state = RunState.load(run_dir, names)

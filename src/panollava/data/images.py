@@ -1,0 +1,162 @@
+"""Loading equirectangular panoramas: robust decoding into ``(3, H, W)`` float tensors.
+
+* JPEG / PNG / WebP (anything Pillow reads); EXIF orientation applied;
+* grayscale, RGBA/LA (composited on black), palette, CMYK and 16-bit inputs become 8-bit-accurate
+  RGB — 16-bit data is scaled by 1/65535, never clipped;
+* JPEGs are decoded at reduced scale (DCT scaling, ``Image.draft``) when the views need fewer
+  pixels than the file has — never below ``min_width``;
+* decompression bombs (> ``max_pixels``) and tiny images are refused;
+* the ERP aspect policy is explicit: ``error``, ``resample`` (to 2:1, with a warning) or ``pad``
+  (black rows added at both poles to reach 2:1 — keeps the horizontal sampling, with a warning).
+
+Every failure raises :class:`ImageLoadError` naming the file and what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from panollava.config import ImageConfig
+
+__all__ = ["ImageLoadError", "decode_image", "load_erp", "load_erp_uint8"]
+
+log = logging.getLogger(__name__)
+
+_EXIF_ORIENTATION = 0x0112
+
+
+class ImageLoadError(ValueError):
+    """A panorama file is missing, unreadable, too large/small or has a refused aspect."""
+
+
+def _open(path: Path, cfg: ImageConfig) -> Image.Image:
+    if not path.is_file():
+        raise ImageLoadError(f"{path}: file not found (check the path or the image root)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombWarning,
+        Image.DecompressionBombError,
+    ) as exc:
+        if isinstance(exc, UnidentifiedImageError):
+            raise ImageLoadError(f"{path}: not an image Pillow can read ({exc})") from None
+        raise ImageLoadError(f"{path}: refused as a decompression bomb ({exc})") from None
+    w, h = img.size
+    if w * h > cfg.max_pixels:
+        raise ImageLoadError(
+            f"{path}: {w}x{h} = {w * h:,} pixels exceeds image.max_pixels={cfg.max_pixels:,} "
+            "(a decompression-bomb guard); raise it if the file is trusted"
+        )
+    if min(w, h) < cfg.min_size:
+        raise ImageLoadError(
+            f"{path}: {w}x{h} is smaller than image.min_size={cfg.min_size} px: not a panorama"
+        )
+    return img
+
+
+def _draft(img: Image.Image, min_width: int | None, path: Path) -> None:
+    """Ask the JPEG decoder for the smallest DCT scale (1/2, 1/4, 1/8) >= ``min_width``."""
+    if min_width is None or img.format != "JPEG":
+        return
+    w, h = img.size
+    if min_width >= w:
+        return
+    scale = 1
+    while scale < 8 and w // (scale * 2) >= min_width:
+        scale *= 2
+    if scale > 1:
+        img.draft(img.mode, (w // scale, h // scale))  # Pillow picks the scale from floor sizes
+        log.debug("%s: JPEG decoded at 1/%d scale (%dx%d)", path, scale, *img.size)
+
+
+def _to_rgb_array(img: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> ``(H, W, 3)``: uint8 for 8-bit content, float32 in ``[0, 1]`` otherwise."""
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+        gray = (arr / top).clip(0, 1).astype(np.float32)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if mode == "F":
+        gray = np.asarray(img, dtype=np.float32).clip(0, 1)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        arr = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
+        return arr[..., :3] * arr[..., 3:4]  # composite on black
+    if mode != "RGB":
+        img = img.convert("RGB")  # L, P, CMYK (Pillow inverts Adobe CMYK), YCbCr, 1
+    return np.array(img)  # writable (torch.from_numpy shares it)
+
+
+def _fix_aspect(arr: np.ndarray, cfg: ImageConfig, path: Path) -> np.ndarray:
+    h, w = arr.shape[:2]
+    if abs(w / h - 2.0) <= 2.0 * cfg.aspect_tolerance:
+        return arr
+    msg = f"{path}: {w}x{h} is not a 2:1 equirectangular panorama"
+    if cfg.aspect_policy == "error":
+        raise ImageLoadError(f"{msg} (set image.aspect_policy to 'resample' or 'pad' to accept it)")
+    if cfg.aspect_policy == "pad" and w > 2 * h:
+        # A partial panorama missing its poles: black rows above and below, pixels untouched.
+        target_h = round(w / 2)
+        out = np.zeros((target_h, w, 3), dtype=arr.dtype)
+        top = (target_h - h) // 2
+        out[top : top + h] = arr
+        warnings.warn(f"{msg}; padded with black rows at the poles to {w}x{target_h}", stacklevel=3)
+        return out
+    new_w = max(2, round(max(w, 2 * h) / 2) * 2)
+    src = arr if arr.dtype == np.uint8 else (arr * 255).round().astype(np.uint8)
+    resized = Image.fromarray(src).resize((new_w, new_w // 2), Image.Resampling.BICUBIC)
+    why = (
+        ""
+        if cfg.aspect_policy == "resample"
+        else " (padding only adds rows: the image is too tall)"
+    )
+    warnings.warn(f"{msg}; resampled to {new_w}x{new_w // 2}{why}", stacklevel=3)
+    return np.array(resized)
+
+
+def decode_image(path: str | Path, *, cfg: ImageConfig, min_width: int | None = None) -> np.ndarray:
+    """Decode ``path`` -> ``(H, W, 3)`` RGB (uint8, or float32 in ``[0, 1]`` for >8-bit data)."""
+    path = Path(path)
+    img = _open(path, cfg)
+    try:
+        if cfg.draft_decode:
+            _draft(img, min_width, path)
+        if img.getexif().get(_EXIF_ORIENTATION, 1) != 1:
+            img = ImageOps.exif_transpose(img)
+        arr = _to_rgb_array(img)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageLoadError(
+            f"{path}: corrupt or truncated image ({exc}); re-download it"
+        ) from None
+    return _fix_aspect(arr, cfg, path)
+
+
+def load_erp(
+    path: str | Path, *, cfg: ImageConfig | None = None, min_width: int | None = None
+) -> torch.Tensor:
+    """A panorama as ``(3, H, W)`` float32 in ``[0, 1]``; see the module docstring."""
+    arr = decode_image(path, cfg=cfg or ImageConfig(), min_width=min_width)
+    pixels = torch.from_numpy(arr).permute(2, 0, 1)  # (3, H, W) view of the HWC buffer
+    if pixels.dtype == torch.uint8:
+        return pixels.float().div_(255.0)
+    return pixels.contiguous()
+
+
+def load_erp_uint8(
+    path: str | Path, *, cfg: ImageConfig | None = None, min_width: int | None = None
+) -> torch.Tensor:
+    """Like :func:`load_erp` but ``(3, H, W)`` uint8 (for thumbnails and benchmarks)."""
+    arr = decode_image(path, cfg=cfg or ImageConfig(), min_width=min_width)
+    if arr.dtype != np.uint8:
+        arr = (arr * 255).round().astype(np.uint8)
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))

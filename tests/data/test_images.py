@@ -1,0 +1,143 @@
+"""Panorama decoding: formats, modes, reduced-scale JPEG decoding and every documented refusal."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from panollava.config import ImageConfig
+from panollava.data.images import ImageLoadError, load_erp, load_erp_uint8
+
+
+def _gradient(w=256, h=128):
+    x = np.linspace(0, 255, w, dtype=np.float32)[None, :, None]
+    y = np.linspace(0, 255, h, dtype=np.float32)[:, None, None]
+    return np.concatenate(
+        [np.broadcast_to(x, (h, w, 1)), np.broadcast_to(y, (h, w, 1)), np.full((h, w, 1), 80.0)], -1
+    ).astype(np.uint8)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_formats_load_as_float_rgb(tmp_path, fmt):
+    path = tmp_path / f"pano.{fmt.lower()}"
+    Image.fromarray(_gradient()).save(path, fmt, quality=95)
+    erp = load_erp(path)
+    assert erp.shape == (3, 128, 256) and erp.dtype == torch.float32
+    assert erp.min() >= 0.0 and erp.max() <= 1.0
+    ref = torch.from_numpy(_gradient()).permute(2, 0, 1).float() / 255
+    assert (erp - ref).abs().mean() < 0.02
+
+
+def test_modes_grayscale_palette_rgba(tmp_path):
+    gray = Image.fromarray(_gradient()[..., 0])
+    gray.save(tmp_path / "l.png")
+    erp = load_erp(tmp_path / "l.png")
+    assert torch.equal(erp[0], erp[1]) and torch.equal(erp[1], erp[2])
+    Image.fromarray(_gradient()).convert("P").save(tmp_path / "p.png")
+    assert load_erp(tmp_path / "p.png").shape == (3, 128, 256)
+    rgba = np.dstack([_gradient(), np.full((128, 256), 128, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    erp = load_erp(tmp_path / "a.png")  # composited on black: half alpha halves the colour
+    assert erp[2].mean() == pytest.approx(80 / 255 * 128 / 255, abs=2e-3)
+
+
+def test_16bit_png_is_scaled_not_clipped(tmp_path):
+    arr = np.tile(np.linspace(0, 65535, 256, dtype=np.uint16), (128, 1))
+    Image.fromarray(arr).save(tmp_path / "g16.png")
+    erp = load_erp(tmp_path / "g16.png")
+    assert erp[0, 0, 0] == 0.0 and erp[0, 0, -1] == pytest.approx(1.0)
+    assert erp[0, 0, 128] == pytest.approx(arr[0, 128] / 65535, abs=1e-6)
+
+
+def test_cmyk_jpeg_converts_to_the_right_colour(tmp_path):
+    rgb = np.zeros((128, 256, 3), np.uint8)
+    rgb[..., 0] = 200
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=95)
+    erp = load_erp(tmp_path / "cmyk.jpg")
+    assert erp[0].mean() == pytest.approx(200 / 255, abs=0.03)
+    assert erp[1].mean() < 0.05 and erp[2].mean() < 0.05
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = Image.fromarray(_gradient(128, 256))  # stored portrait, rotated to landscape by EXIF
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise on display
+    img.save(tmp_path / "rot.jpg", exif=exif, quality=95)
+    erp = load_erp(tmp_path / "rot.jpg")
+    assert erp.shape == (3, 128, 256)
+
+
+def test_reduced_scale_jpeg_decoding(tmp_path):
+    big = Image.fromarray(_gradient(2048, 1024))
+    big.save(tmp_path / "big.jpg", quality=95)
+    small = load_erp(tmp_path / "big.jpg", min_width=500)
+    assert small.shape == (3, 256, 512)  # 1/4 scale: the smallest DCT scale >= 500 px wide
+    full = load_erp(tmp_path / "big.jpg")
+    ref = torch.nn.functional.interpolate(full[None], size=(256, 512), mode="area")[0]
+    assert (small - ref).abs().mean() < 0.01
+    assert (
+        load_erp(tmp_path / "big.jpg", cfg=ImageConfig(draft_decode=False), min_width=500).shape[-1]
+        == 2048
+    )
+
+
+def test_uint8_variant(tmp_path):
+    Image.fromarray(_gradient()).save(tmp_path / "x.png")
+    assert load_erp_uint8(tmp_path / "x.png").dtype == torch.uint8
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda p: None, "file not found"),
+        (lambda p: p.write_bytes(b"this is not an image at all"), "not an image"),
+        (lambda p: Image.new("RGB", (1, 1)).save(p, "PNG"), "smaller than"),
+    ],
+)
+def test_bad_files_raise_clear_errors(tmp_path, make, match):
+    path = tmp_path / "bad.png"
+    make(path)
+    with pytest.raises(ImageLoadError, match=match) as info:
+        load_erp(path)
+    assert str(path) in str(info.value)
+
+
+def test_truncated_jpeg(tmp_path):
+    path = tmp_path / "cut.jpg"
+    Image.fromarray(_gradient(512, 256)).save(path, quality=95)
+    path.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(ImageLoadError, match="corrupt or truncated"):
+        load_erp(path)
+
+
+def test_decompression_bomb_is_refused(tmp_path):
+    path = tmp_path / "huge.png"
+    Image.new("RGB", (400, 200)).save(path)
+    with pytest.raises(ImageLoadError, match="max_pixels"):
+        load_erp(path, cfg=ImageConfig(max_pixels=10_000))
+
+
+def test_aspect_policies(tmp_path):
+    path = tmp_path / "wide.png"
+    Image.fromarray(np.full((100, 300, 3), 200, np.uint8)).save(path)  # 3:1
+    with pytest.raises(ImageLoadError, match="not a 2:1"):
+        load_erp(path, cfg=ImageConfig(aspect_policy="error"))
+    with pytest.warns(UserWarning, match="resampled to 300x150"):
+        assert load_erp(path, cfg=ImageConfig(aspect_policy="resample")).shape == (3, 150, 300)
+    with pytest.warns(UserWarning, match="padded"):
+        padded = load_erp(path, cfg=ImageConfig(aspect_policy="pad"))
+    assert padded.shape == (3, 150, 300)
+    assert padded[:, :25].max() == 0 and padded[:, 25:125].min() > 0.7  # black poles, content kept
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Image.fromarray(_gradient(6006, 3003)).save(tmp_path / "odd.jpg")
+        assert load_erp(tmp_path / "odd.jpg").shape == (3, 3003, 6006)  # exact 2:1, no warning
+
+
+def test_real_panoramas_load(sample_images):
+    for p in sample_images:
+        erp = load_erp(p, min_width=805)
+        assert erp.shape[1] * 2 in (erp.shape[2], erp.shape[2] + 1, erp.shape[2] - 1)
+        assert erp.shape[2] >= 805
