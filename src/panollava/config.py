@@ -133,7 +133,11 @@ class PanoConfig(StrictModel):
     def _overlap_needs_a_grid(self) -> PanoConfig:
         uses_overlap = any(s.overlap_weight > 0 for s in self.train.stages)
         model = self.model
-        if uses_overlap and isinstance(model, PanoLLaVAConfig) and model.overlap_features != "encoder":
+        if (
+            uses_overlap
+            and isinstance(model, PanoLLaVAConfig)
+            and model.overlap_features != "encoder"
+        ):
             check_resampler_compatibility(
                 model.resampler,
                 needs_grid=True,
