@@ -1,0 +1,74 @@
+"""Config schema (strict, dotted overrides) and the CLI commands of the foundation."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from panollava.cli import app
+from panollava.config import ConfigError, apply_overrides, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").rglob("*.yaml")), ids=lambda p: p.name)
+def test_every_config_in_the_repo_validates(path):
+    assert path.read_text().startswith("# "), "each YAML starts with the command that runs it"
+    load_config(path)
+
+
+def test_unknown_key_names_the_key_and_the_valid_ones(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("views:\n  fov: 60\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(bad)
+    msg = str(info.value)
+    assert "unknown key 'views.fov'" in msg and "did you mean 'views.fov_deg'" in msg
+    assert "tile_size" in msg  # lists the valid keys
+
+
+def test_dotted_overrides_parse_yaml_values():
+    cfg = load_config(None, ["views.fov_deg=60", "views.pitch_deg=[0, 30]", "views.global_view=false"])
+    assert cfg.views.fov_deg == 60 and cfg.views.pitch_deg == [0, 30] and cfg.views.global_view is False
+    with pytest.raises(ConfigError, match="must look like"):
+        apply_overrides({}, ["views.fov_deg"])
+    with pytest.raises(ConfigError, match="unknown key 'views.nope'"):
+        load_config(None, ["views.nope=1"])
+
+
+def test_data_paths_resolve_against_the_config_folder(tmp_path):
+    (tmp_path / "sub").mkdir()
+    cfg_file = tmp_path / "sub" / "c.yaml"
+    cfg_file.write_text("# panollava config show c.yaml\ndata:\n  train: [../d/train.tsv]\n")
+    assert load_config(cfg_file).data.train == [(tmp_path / "d" / "train.tsv").resolve()]
+
+
+def test_config_cli_validate_and_show(tmp_path):
+    good = REPO / "configs" / "views" / "anyres_e2p.yaml"
+    assert runner.invoke(app, ["config", "validate", str(good)]).exit_code == 0
+    res = runner.invoke(app, ["config", "show", str(good), "views.fov_deg=45"])
+    assert res.exit_code == 0 and "fov_deg: 45.0" in res.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("viewz: {}\n")
+    res = runner.invoke(app, ["config", "validate", str(bad)])
+    assert res.exit_code == 1
+
+
+def test_views_cli_writes_views_metadata_and_figure(tmp_path, sample_images):
+    out = tmp_path / "views"
+    res = runner.invoke(app, ["views", str(sample_images[2]), "--strategy", "anyres_e2p",
+                              "--size", "64", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((out / "views.json").read_text())
+    assert len(meta["views"]) == 9 and meta["ring_overlap"] == pytest.approx(0.5)
+    assert meta["views"][3]["yaw_deg"] == 90 and meta["views"][3]["file"] == "view_03.png"
+    assert [8, 1] in meta["pairs"]
+    assert (out / "views.png").stat().st_size > 10_000
+    assert len(list(out.glob("view_*.png"))) == 9
+
+
+def test_views_cli_reports_a_missing_image(tmp_path):
+    res = runner.invoke(app, ["views", str(tmp_path / "nope.jpg"), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "file not found" in res.output
