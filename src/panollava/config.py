@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import difflib
 import math
+import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from panollava.models.adapters.schema import PanoAdaptConfig
 from panollava.models.panollava.resamplers.config import check_resampler_compatibility
 from panollava.models.panollava.schema import PanoLLaVAConfig
 from panollava.training.schema import TrainConfig
@@ -126,7 +128,7 @@ class PanoConfig(StrictModel):
     data: DataConfig = Field(default_factory=DataConfig)
     image: ImageConfig = Field(default_factory=ImageConfig)
     views: ViewsConfig = Field(default_factory=ViewsConfig)
-    model: PanoLLaVAConfig | None = None
+    model: Annotated[PanoLLaVAConfig | PanoAdaptConfig, Field(discriminator="system")] | None = None
     train: TrainConfig = Field(default_factory=TrainConfig)
 
     @model_validator(mode="after")
@@ -150,31 +152,64 @@ class PanoConfig(StrictModel):
 # --------------------------------------------------------------------------- loading and errors
 
 
-def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """Follow ``loc`` through nested pydantic models; None if it leaves the schema."""
+def _union_members(annotation: Any) -> list[type[BaseModel]]:
+    """BaseModel members of a (possibly Annotated / Optional) union annotation."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is Annotated:
+        return _union_members(args[0])
+    return [m for a in args for m in _union_members(a)]
+
+
+def _tags(model: type[BaseModel]) -> tuple[Any, ...]:
+    """Discriminator values of a union member (its ``system: Literal[...]`` field)."""
+    field = model.model_fields.get("system")
+    return typing.get_args(field.annotation) if field is not None else ()
+
+
+def _walk(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[type[BaseModel] | None, list[str]]:
+    """Follow ``loc`` through nested models (discriminated unions included).
+
+    Returns the model reached (None if ``loc`` leaves the schema) and the user-facing path
+    (discriminator tags such as ``panoadapt`` dropped).
+    """
     current: Any = model
-    for part in loc:
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return None
-        field = current.model_fields.get(str(part))
-        if field is None:
-            return None
-        current = field.annotation
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+    path: list[str] = []
+    parts = list(loc)
+    while parts:
+        part = str(parts.pop(0))
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(part)
+            path.append(part)
+            if field is None:
+                return None, path + [str(p) for p in parts]
+            current = field.annotation
+            continue
+        tagged = [m for m in _union_members(current) if part in _tags(m)]
+        if tagged:
+            current = tagged[0]
+            continue
+        return None, path + [part, *map(str, parts)]
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return current, path
+    members = _union_members(current)
+    return (members[0] if len(members) == 1 else None), path
 
 
 def _format_errors(exc: ValidationError, root: type[BaseModel], source: str) -> str:
     lines = [f"invalid config {source}:"]
     for err in exc.errors():
         loc = tuple(err["loc"])
-        dotted = ".".join(str(p) for p in loc) or "<root>"
-        if err["type"] == "extra_forbidden":
-            parent = _model_at(root, loc[:-1])
+        _, shown = _walk(root, loc)
+        dotted = ".".join(shown) or "<root>"
+        if err["type"] == "extra_forbid" or err["type"] == "extra_forbidden":
+            parent, parent_path = _walk(root, loc[:-1])
             valid = sorted(parent.model_fields) if parent else []
             hint = difflib.get_close_matches(str(loc[-1]), valid, n=1)
             msg = f"  unknown key '{dotted}'"
             if hint:
-                msg += f" (did you mean '{'.'.join([*map(str, loc[:-1]), hint[0]])}'?)"
+                msg += f" (did you mean '{'.'.join([*parent_path, hint[0]])}'?)"
             msg += f"; valid keys here: {', '.join(valid)}"
             lines.append(msg)
         else:

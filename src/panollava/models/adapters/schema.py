@@ -1,0 +1,42 @@
+"""Config section ``model`` of PanoAdapt (pydantic only, no torch import)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["FAMILY_CHECKPOINTS", "Family", "PanoAdaptConfig"]
+
+Family = Literal["internvl", "qwen2_5_vl", "qwen2_vl", "gemma3"]
+
+# Default checkpoint per family (HF-native classes in transformers >= 5).
+FAMILY_CHECKPOINTS: dict[str, str] = {
+    "internvl": "OpenGVLab/InternVL3_5-2B-HF",
+    "qwen2_5_vl": "Qwen/Qwen2.5-VL-3B-Instruct",
+    "qwen2_vl": "Qwen/Qwen2-VL-2B-Instruct",
+    "gemma3": "google/gemma-3-4b-it",
+}
+
+
+class PanoAdaptConfig(BaseModel):
+    """An off-the-shelf VLM adapted with LoRA (SYSTEM.md §5).
+
+    The input mode is ``views.strategy``: ``resize``, ``native`` (the ERP through the model's own
+    processor) or a multi-view strategy (``cubemap``, ``pinhole``, ``anyres_e2p``, ...).
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    system: Literal["panoadapt"] = "panoadapt"
+    family: Family
+    source: Literal["pretrained", "tiny"] = "pretrained"
+    checkpoint: str | None = Field(None, description="HF id or path; None = the family default")
+    panorope: bool = Field(False, description="panorama-aware position ids (train + generate)")
+    view_labels: bool = Field(False, description="name each view's direction in the prompt")
+    tiny_vocab_from: str | None = Field(
+        None, description="tiny source: text file(s) whose words make the tiny tokenizer's vocab"
+    )
+
+    def resolved_checkpoint(self) -> str:
+        return self.checkpoint or FAMILY_CHECKPOINTS[self.family]
