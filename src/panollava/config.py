@@ -190,7 +190,7 @@ def _walk(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[type[BaseModel]
         if tagged:
             current = tagged[0]
             continue
-        return None, path + [part, *map(str, parts)]
+        return None, [*path, part, *map(str, parts)]
     if isinstance(current, type) and issubclass(current, BaseModel):
         return current, path
     members = _union_members(current)
