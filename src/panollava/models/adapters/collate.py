@@ -1,0 +1,131 @@
+"""Batches for PanoAdapt: every view an image of one user turn, through the family's processor.
+
+The prompt is the family's real chat template (global view first, then tiles by yaw, then the
+query; optionally a short label naming each view's direction). Labels cover the answer and the
+end-of-turn marker only; ``max_text_length`` counts text tokens, never image tokens, and a
+prompt that cannot fit is an error rather than a silent truncation into the image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from panollava.views import ViewMeta
+
+__all__ = ["AdaptSample", "AdapterCollate", "view_label"]
+
+
+@dataclass
+class AdaptSample:
+    """One panorama question: views ``(V, 3, h, w)`` in ``[0, 1]``, the query, maybe the answer."""
+
+    views: torch.Tensor
+    query: str
+    answer: str | None = None
+    url: str = ""
+    references: tuple[str, ...] = ()
+
+
+def view_label(view: ViewMeta) -> str:
+    """A short direction label, e.g. ``"view 3: yaw +90°, pitch +0°"`` (``global`` for the ERP)."""
+    if view.kind == "global":
+        return "panorama overview"
+    return f"yaw {view.yaw_deg:+.0f}°, pitch {view.pitch_deg:+.0f}°"
+
+
+class AdapterCollate:
+    """``list[AdaptSample] -> batch`` for ``PanoAdaptModel`` (processor outputs + labels)."""
+
+    def __init__(
+        self,
+        processor,
+        *,
+        image_token_id: int,
+        end_of_turn: str,
+        max_text_length: int,
+        train: bool,
+        views: Sequence[ViewMeta] | None = None,
+        view_labels: bool = False,
+    ) -> None:
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.image_token_id = image_token_id
+        self.end_of_turn = end_of_turn
+        self.max_text_length = max_text_length
+        self.train = train
+        self.labels = [view_label(v) for v in views] if (view_labels and views) else None
+
+    def _messages(self, sample: AdaptSample) -> list[dict]:
+        content: list[dict] = []
+        for k in range(sample.views.shape[0]):
+            if self.labels is not None:
+                content.append({"type": "text", "text": f"{self.labels[k]}:"})
+            content.append({"type": "image"})
+        content.append({"type": "text", "text": sample.query})
+        return [{"role": "user", "content": content}]
+
+    def _answer(self, answer: str, budget: int) -> str:
+        ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
+        return answer if len(ids) <= budget else self.tokenizer.decode(ids[:budget])
+
+    def __call__(self, samples: Sequence[AdaptSample]) -> dict:
+        prompts = [
+            self.processor.apply_chat_template(self._messages(s), add_generation_prompt=True)
+            for s in samples
+        ]
+        images = [  # per sample, its views as (h, w, 3) uint8 arrays
+            [
+                np.ascontiguousarray((v.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy())
+                for v in s.views
+            ]
+            for s in samples
+        ]
+        prompt_len = [
+            len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts
+        ]
+        if max(prompt_len) > self.max_text_length:
+            raise ValueError(
+                f"prompt of {max(prompt_len)} text tokens exceeds max_text_length="
+                f"{self.max_text_length} (image tokens not counted): raise the limit"
+            )
+        texts, answer_len = prompts, [0] * len(samples)
+        if self.train:
+            tails = [
+                self._answer(s.answer or "", self.max_text_length - n) + self.end_of_turn
+                for s, n in zip(samples, prompt_len, strict=True)
+            ]
+            texts = [p + t for p, t in zip(prompts, tails, strict=True)]
+            answer_len = [
+                len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in tails
+            ]
+        self.tokenizer.padding_side = "right" if self.train else "left"
+        batch = dict(
+            self.processor(
+                images=[np.ascontiguousarray(i) for i in images],
+                text=texts,
+                padding=True,
+                return_tensors="pt",
+            )
+        )
+        if self.train:
+            batch["labels"] = _answer_labels(
+                batch["input_ids"], batch["attention_mask"], answer_len
+            )
+        batch["urls"] = [s.url for s in samples]
+        batch["queries"] = [s.query for s in samples]
+        batch["references"] = [s.references for s in samples]
+        return batch
+
+
+def _answer_labels(
+    input_ids: torch.Tensor, mask: torch.Tensor, answer_len: list[int]
+) -> torch.Tensor:
+    """Labels = input ids on the last ``answer_len[b]`` real tokens of each right-padded row."""
+    length = mask.sum(1, keepdim=True)  # (B, 1)
+    pos = torch.arange(input_ids.shape[1])[None]  # (1, L)
+    keep = (pos < length) & (pos >= length - torch.tensor(answer_len)[:, None])
+    return torch.where(keep, input_ids, torch.full_like(input_ids, -100))
