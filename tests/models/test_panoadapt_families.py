@@ -112,7 +112,7 @@ def test_image_features_are_in_raster_order(family):
     The vision blocks are made identities (zeroed output projections), so each merged token sees
     only its own 2x2 patches; Qwen2.5-VL's window-permuted merger order is undone by HF.
     """
-    model, processor, facts, token_id, _ = _setup(family, size=112)
+    model, processor, facts, _, _ = _setup(family, size=112)
     with torch.no_grad():
         for name, module in model.named_modules():
             if re.search(
