@@ -68,6 +68,11 @@ class AdapterCollate:
         content.append({"type": "text", "text": sample.query})
         return [{"role": "user", "content": content}]
 
+    def _text_tokens(self, text: str) -> int:
+        """Tokens of ``text`` other than image placeholders (those are not text)."""
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return sum(1 for i in ids if i != self.image_token_id)
+
     def _answer(self, answer: str, budget: int) -> str:
         ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
         return answer if len(ids) <= budget else self.tokenizer.decode(ids[:budget])

@@ -96,8 +96,13 @@ def build_word_tokenizer(
     pad: str,
     bos: str | None = None,
     chat_template: str,
+    named: dict[str, str] | None = None,
 ) -> PreTrainedTokenizerFast:
-    """A word-level fast tokenizer (whitespace/punctuation split) with ``specials`` kept whole."""
+    """A word-level fast tokenizer (whitespace/punctuation split) with ``specials`` kept whole.
+
+    ``named`` maps attribute names to special tokens (``{"image_token": "<image_soft_token>"}``)
+    as real checkpoints do, so processors find them and they survive ``save_pretrained``.
+    """
     vocab: dict[str, int] = {"<unk>": 0}
     for tok in [*specials, *BASE_WORDS, *words]:
         vocab.setdefault(tok, len(vocab))
@@ -109,7 +114,11 @@ def build_word_tokenizer(
         eos_token=eos,
         pad_token=pad,
         bos_token=bos,
-        additional_special_tokens=[s for s in specials if s not in (eos, pad, bos)],
+        extra_special_tokens=named or {},
+    )
+    tok.add_special_tokens(
+        {"additional_special_tokens": [s for s in specials if s not in (eos, pad, bos)]},
+        replace_extra_special_tokens=False,
     )
     tok.chat_template = chat_template
     return tok
@@ -207,18 +216,21 @@ def _qwen(family: str, words: list[str], image_size: int):
 
 def _internvl(family: str, words: list[str], image_size: int):
     image_tokens = (image_size // 14 // 2) ** 2  # patch 14, pixel shuffle 0.5
+    named = {
+        "start_image_token": "<img>",
+        "end_image_token": "</img>",
+        "context_image_token": "<IMG_CONTEXT>",
+        "video_token": "<video>",
+    }
     tok = build_word_tokenizer(
         words,
         SPECIALS["internvl"],
         eos="<|im_end|>",
         pad="<|endoftext|>",
         chat_template=_CHATML.replace("IMAGE", "<IMG_CONTEXT>"),
+        named=named,
     )
     ids = tok.get_vocab()
-    tok.start_image_token, tok.end_image_token = "<img>", "</img>"
-    tok.context_image_token, tok.video_token = "<IMG_CONTEXT>", "<video>"
-    tok.start_image_token_id, tok.end_image_token_id = ids["<img>"], ids["</img>"]
-    tok.context_image_token_id = ids["<IMG_CONTEXT>"]
     vision = dict(
         hidden_size=32,
         intermediate_size=64,
@@ -248,8 +260,19 @@ def _internvl(family: str, words: list[str], image_size: int):
 
 
 def _gemma3(family: str, words: list[str], image_size: int):
+    named = {
+        "boi_token": "<start_of_image>",
+        "eoi_token": "<end_of_image>",
+        "image_token": "<image_soft_token>",
+    }
     tok = build_word_tokenizer(
-        words, SPECIALS["gemma3"], eos="<eos>", pad="<pad>", bos="<bos>", chat_template=_GEMMA
+        words,
+        SPECIALS["gemma3"],
+        eos="<eos>",
+        pad="<pad>",
+        bos="<bos>",
+        chat_template=_GEMMA,
+        named=named,
     )
     ids = tok.get_vocab()
     tokens_per_image = 4
@@ -270,13 +293,6 @@ def _gemma3(family: str, words: list[str], image_size: int):
         eoi_token_index=ids["<end_of_image>"],
         image_token_index=ids["<image_soft_token>"],
     )
-    tok.boi_token, tok.eoi_token, tok.image_token = (
-        "<start_of_image>",
-        "<end_of_image>",
-        "<image_soft_token>",
-    )
-    tok.boi_token_id, tok.eoi_token_id = ids["<start_of_image>"], ids["<end_of_image>"]
-    tok.image_token_id = ids["<image_soft_token>"]
     image_processor = transformers.Gemma3ImageProcessor(
         size={"height": image_size, "width": image_size}
     )
