@@ -36,6 +36,7 @@ format: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_views.py
+	$(BIN)/python benchmarks/bench_generate.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache .ruff_cache
