@@ -88,7 +88,7 @@ def test_views_cli_writes_views_metadata_and_figure(tmp_path, sample_images):
 
 def test_views_cli_reports_a_missing_image(tmp_path):
     res = runner.invoke(app, ["views", str(tmp_path / "nope.jpg"), "--out", str(tmp_path / "o")])
-    assert res.exit_code == 2 and "file not found" in res.output
+    assert res.exit_code == 2 and "file not found" in " ".join(res.output.split())
 
 
 def test_model_union_errors_name_the_real_path():

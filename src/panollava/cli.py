@@ -85,10 +85,12 @@ def demo(
 def _register_subcommands() -> None:
     """Attach the subsystems' commands (kept in their own modules)."""
     from panollava.evaluation.commands import register as register_evaluation
+    from panollava.models.commands import register as register_models
     from panollava.views.commands import register as register_views
 
     register_views(app)
     register_evaluation(app)
+    register_models(app)
     # -- further subsystems register here --
 
 
