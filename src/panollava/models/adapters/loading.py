@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +48,7 @@ def token_grid_for(processor, model, facts: FamilyFacts, views: ViewsConfig) -> 
         merge = getattr(processor.image_processor, "merge_size", 2)
         return (h // merge, w // merge)
     per_image = getattr(processor, "image_seq_length", None) or model.config.image_seq_length
-    side = int(round(per_image**0.5))
+    side = math.isqrt(per_image)
     if side * side != per_image:
         raise ValueError(f"{facts.name}: {per_image} tokens per image is not a square grid")
     return (side, side)
