@@ -86,11 +86,13 @@ def _register_subcommands() -> None:
     """Attach the subsystems' commands (kept in their own modules)."""
     from panollava.evaluation.commands import register as register_evaluation
     from panollava.models.commands import register as register_models
+    from panollava.serve.commands import register as register_serve
     from panollava.views.commands import register as register_views
 
     register_views(app)
     register_evaluation(app)
     register_models(app)
+    register_serve(app)
     # -- further subsystems register here --
 
 
