@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from panollava.losses.schema import OverlapLossConfig
 from panollava.models.adapters.schema import PanoAdaptConfig
 from panollava.models.panollava.resamplers.config import check_resampler_compatibility
 from panollava.models.panollava.schema import PanoLLaVAConfig
@@ -130,6 +131,7 @@ class PanoConfig(StrictModel):
     views: ViewsConfig = Field(default_factory=ViewsConfig)
     model: Annotated[PanoLLaVAConfig | PanoAdaptConfig, Field(discriminator="system")] | None = None
     train: TrainConfig = Field(default_factory=TrainConfig)
+    overlap_loss: OverlapLossConfig = Field(default_factory=OverlapLossConfig)
 
     @model_validator(mode="after")
     def _overlap_needs_a_grid(self) -> PanoConfig:
