@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from panollava.data.schema import AugmentConfig, ColumnsConfig
 from panollava.losses.schema import OverlapLossConfig
 from panollava.models.adapters.schema import PanoAdaptConfig
 from panollava.models.panollava.resamplers.config import check_resampler_compatibility
@@ -116,8 +117,22 @@ class DataConfig(StrictModel):
     train: list[Path] = Field(default_factory=list)
     valid: list[Path] = Field(default_factory=list)
     test: list[Path] = Field(default_factory=list)
-    image_root: Path | None = Field(None, description="base for relative image paths")
-    cache_dir: Path | None = Field(None, description="local cache for http(s) image URLs")
+    image_root: Path | None = Field(
+        None, description="base for relative image paths (default: the table's own folder)"
+    )
+    cache_dir: Path | None = Field(
+        None, description="local cache for http(s) image URLs (`panollava data download --out`)"
+    )
+    columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    skip_invalid: bool = Field(
+        False,
+        description="skip broken rows (listed in the run folder) instead of refusing the data",
+    )
+    check_images: Literal["decode", "header", "off"] = Field(
+        "header",
+        description="image checks before training: full (draft) decode, header only, or none",
+    )
 
 
 class PanoConfig(StrictModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ from panollava.models.adapters.collate import AdapterCollate
 from panollava.models.adapters.families import FamilyFacts, get_family, resolve_module
 from panollava.models.adapters.tiny import build_tiny
 from panollava.models.adapters.wrapper import PanoAdaptModel
+from panollava.positional import panorope_positions
 from panollava.views import make_layout
 
 __all__ = ["LoadedAdapter", "load_adapter", "token_grid_for"]
@@ -36,6 +38,10 @@ class LoadedAdapter:
             views=self.wrapper.layout.views,
             view_labels=view_labels,
         )
+
+
+def _panorope(input_ids, attention_mask, layout, **kw):
+    return panorope_positions(input_ids, attention_mask, layout, **kw)
 
 
 def token_grid_for(processor, model, facts: FamilyFacts, views: ViewsConfig) -> tuple[int, int]:
@@ -61,6 +67,7 @@ def load_adapter(
     checkpoint: str | None = None,
     tiny_corpus: list[str] | None = None,
     dtype: torch.dtype | None = None,
+    panorope: bool = False,
 ) -> LoadedAdapter:
     """Model + processor + wrapper for ``family`` (``checkpoint=None`` and no corpus: family default)."""
     facts = get_family(family)
@@ -74,11 +81,18 @@ def load_adapter(
         model = cls.from_pretrained(name, dtype=dtype or torch.float32).eval()
         processor = transformers.AutoProcessor.from_pretrained(name)
     grid = token_grid_for(processor, model, facts, views)
+    token_id = facts.image_token_id(model)
+    position_fn = None
+    if panorope:
+        position_fn = functools.partial(
+            _panorope, image_token_id=token_id, grid=grid, kind=facts.rope_kind
+        )
     wrapper = PanoAdaptModel(
         model,
         language_model=resolve_module(model, facts.language_model),
-        image_token_id=facts.image_token_id(model),
+        image_token_id=token_id,
         layout=make_layout(views),
         token_grid=grid,
+        position_fn=position_fn,
     )
     return LoadedAdapter(wrapper, processor, facts, views)

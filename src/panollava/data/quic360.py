@@ -1,0 +1,237 @@
+"""QuIC-360 annotation tables: reading (TSV/CSV as published), image resolution and grouping.
+
+Files hold one caption per row with columns ``url, query, annotation`` (published TSV) or
+``url, instruction, response`` (CSV form); names are configurable (``data.columns``) and
+otherwise detected among the aliases of :mod:`panollava.data.schema`. Standard CSV quoting.
+
+``url`` is resolved to a local file without opening it (tables are lazy about images):
+
+* ``http(s)://…`` -> ``cache_dir / url_cache_name(url)`` (``sha1(url) + extension``, the layout
+  written by ``panollava data download``); no cache configured -> unresolved (``None``);
+* ``file://…`` or an absolute path -> itself; a relative path -> ``image_root / url``, or the
+  table's own folder when no image root is set.
+
+Reading never drops rows: malformed rows (wrong field count) keep a ``problem`` and are reported
+by :mod:`panollava.data.validate`. Row numbers are 1-based data rows (header = row 0).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from panollava.data.schema import QUERY_ALIASES, REFERENCE_ALIASES, URL_ALIASES, ColumnsConfig
+
+__all__ = [
+    "Annotation",
+    "AnnotationTable",
+    "DataError",
+    "PairGroup",
+    "count_summary",
+    "group_pairs",
+    "is_missing",
+    "is_url",
+    "read_annotations",
+    "read_split",
+    "resolve_image",
+    "url_cache_name",
+]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+_MISSING = {"", "nan", "<na>", "null"}
+
+
+class DataError(ValueError):
+    """An annotation file or its rows cannot be used; the message names the file, rows and fix."""
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One caption row. ``image`` is the resolved local file (``None``: URL without a cache)."""
+
+    source: Path
+    row: int
+    url: str
+    query: str
+    reference: str
+    image: Path | None
+    problem: str | None = None  # a malformed row (wrong number of fields)
+
+    @property
+    def where(self) -> str:
+        return f"{self.source.name}:{self.row}"
+
+
+@dataclass(frozen=True)
+class AnnotationTable:
+    """All rows of one file and the (url, query, reference) column names that were used."""
+
+    path: Path
+    columns: tuple[str, str, str]
+    rows: list[Annotation]
+
+
+@dataclass(frozen=True)
+class PairGroup:
+    """One (image, query) pair with all its references (evaluation unit; test has ~5 refs)."""
+
+    url: str
+    image: Path | None
+    query: str
+    references: tuple[str, ...]
+    rows: tuple[Annotation, ...]
+
+
+def is_url(text: str) -> bool:
+    """True for ``http://`` and ``https://`` addresses."""
+    return text.strip().lower().startswith(("http://", "https://"))
+
+
+def is_missing(text: str | None) -> bool:
+    """Empty or NaN-like cells (``""``, ``nan``, ``<NA>``, ``null``, any case) are missing."""
+    return text is None or text.strip().lower() in _MISSING
+
+
+def url_cache_name(url: str) -> str:
+    """Deterministic cache file name of an image URL: ``sha1(url)`` hex + the URL's extension."""
+    url = url.strip()
+    suffix = Path(unquote(urlparse(url).path)).suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        suffix = ".img"
+    return hashlib.sha1(url.encode("utf-8")).hexdigest() + suffix
+
+
+def resolve_image(
+    url: str,
+    *,
+    table_dir: Path,
+    image_root: Path | None = None,
+    cache_dir: Path | None = None,
+) -> Path | None:
+    """Local file of ``url`` (see the module docstring); ``None`` for a URL with no cache dir."""
+    url = url.strip()
+    if is_url(url):
+        return cache_dir / url_cache_name(url) if cache_dir is not None else None
+    if url.lower().startswith("file://"):
+        return Path(unquote(urlparse(url).path))
+    path = Path(url).expanduser()
+    if path.is_absolute():
+        return path
+    return (image_root if image_root is not None else table_dir) / path
+
+
+def _delimiter(path: Path, first_line: str) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".tsv":
+        return "\t"
+    if suffix == ".csv":
+        return ","
+    return "\t" if "\t" in first_line else ","
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """(lower-cased header, [(row number, fields)]); blank lines are skipped, not counted."""
+    if not path.is_file():
+        raise DataError(f"{path}: annotation file not found")
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        first = fh.readline()
+        fh.seek(0)
+        reader = csv.reader(fh, delimiter=_delimiter(path, first))
+        header = next(reader, None)
+        if not header:
+            raise DataError(f"{path}: the file is empty (expected a header row)")
+        rows = [fields for fields in reader if fields]
+    header = [h.strip().lower() for h in header]
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise DataError(f"{path}: duplicate header column(s) {dupes}")
+    return header, list(enumerate(rows, start=1))
+
+
+def _column(header: list[str], chosen: str | None, aliases: Sequence[str], path: Path, what: str):
+    if chosen is not None:
+        if chosen.lower() not in header:
+            raise DataError(f"{path}: no column {chosen!r} (data.columns.{what}); found {header}")
+        return chosen.lower()
+    found = [a for a in aliases if a in header]
+    if len(found) != 1:
+        problem = "no" if not found else f"ambiguous ({found})"
+        raise DataError(
+            f"{path}: {problem} {what} column; expected one of {list(aliases)}, found {header} "
+            f"(set data.columns.{what})"
+        )
+    return found[0]
+
+
+def read_annotations(
+    path: str | Path,
+    *,
+    columns: ColumnsConfig | None = None,
+    image_root: Path | None = None,
+    cache_dir: Path | None = None,
+) -> AnnotationTable:
+    """Read one annotation file; no image is opened. Rows with a wrong field count are kept
+    with ``problem`` set (validation reports them)."""
+    path = Path(path)
+    columns = columns or ColumnsConfig()
+    header, raw = _read_rows(path)
+    names = (
+        _column(header, columns.url, URL_ALIASES, path, "url"),
+        _column(header, columns.query, QUERY_ALIASES, path, "query"),
+        _column(header, columns.reference, REFERENCE_ALIASES, path, "reference"),
+    )
+    index = [header.index(n) for n in names]
+    rows = []
+    for number, fields in raw:
+        problem = None
+        if len(fields) != len(header):
+            problem = f"{len(fields)} fields but the header has {len(header)}"
+        url, query, ref = (fields[i] if i < len(fields) else "" for i in index)
+        image = (
+            None
+            if is_missing(url)
+            else resolve_image(
+                url, table_dir=path.parent, image_root=image_root, cache_dir=cache_dir
+            )
+        )
+        rows.append(
+            Annotation(path, number, url.strip(), query.strip(), ref.strip(), image, problem)
+        )
+    return AnnotationTable(path, names, rows)
+
+
+def read_split(
+    paths: Iterable[str | Path],
+    *,
+    columns: ColumnsConfig | None = None,
+    image_root: Path | None = None,
+    cache_dir: Path | None = None,
+) -> list[Annotation]:
+    """All rows of several files of one split, in file order (files may be mixed freely)."""
+    rows: list[Annotation] = []
+    for p in paths:
+        table = read_annotations(p, columns=columns, image_root=image_root, cache_dir=cache_dir)
+        rows.extend(table.rows)
+    return rows
+
+
+def group_pairs(rows: Iterable[Annotation]) -> list[PairGroup]:
+    """Group rows by (image, query) in order of first appearance, keeping every reference."""
+    groups: dict[tuple[str, str], list[Annotation]] = {}
+    for r in rows:
+        key = (str(r.image) if r.image is not None else r.url, r.query)
+        groups.setdefault(key, []).append(r)
+    return [
+        PairGroup(g[0].url, g[0].image, g[0].query, tuple(r.reference for r in g), tuple(g))
+        for g in groups.values()
+    ]
+
+
+def count_summary(rows: Sequence[Annotation]) -> dict[str, int]:
+    """``{"rows", "images", "pairs"}`` counts (images by resolved file, else by URL)."""
+    images = {str(r.image) if r.image is not None else r.url for r in rows}
+    return {"rows": len(rows), "images": len(images), "pairs": len(group_pairs(rows))}

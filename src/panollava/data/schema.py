@@ -1,0 +1,55 @@
+"""Config sections of the data subsystem (pure pydantic, no torch), mounted into ``data``.
+
+``data.columns`` names the table columns (``None`` = detect the QuIC-360 names and their
+aliases), ``data.augment`` the train-time augmentations that respect the sphere.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "QUERY_ALIASES",
+    "REFERENCE_ALIASES",
+    "URL_ALIASES",
+    "AugmentConfig",
+    "ColumnsConfig",
+]
+
+URL_ALIASES = ("url", "image", "image_path", "path")
+QUERY_ALIASES = ("query", "instruction")
+REFERENCE_ALIASES = ("annotation", "response", "reference", "caption")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ColumnsConfig(_Strict):
+    """Column names of annotation tables; ``None`` picks the one alias present in the header."""
+
+    url: str | None = Field(None, description=f"image path/URL column; None = one of {URL_ALIASES}")
+    query: str | None = Field(None, description=f"query column; None = one of {QUERY_ALIASES}")
+    reference: str | None = Field(
+        None, description=f"caption column; None = one of {REFERENCE_ALIASES}"
+    )
+
+
+class AugmentConfig(_Strict):
+    """Train-time augmentations (off by default). Randomness comes from a generator seeded by
+    ``(seed, epoch, sample index)``, so a resumed run sees exactly the same samples.
+
+    Yaw rotation rolls the ERP columns circularly before the views are cut (a true rotation of
+    the sphere about its vertical axis). It changes where "in front" is: keep it off when the
+    captions name absolute directions ("behind the viewer"); relative ones survive it.
+    Photometric jitter scales brightness/contrast/saturation by factors in ``[1 - x, 1 + x]``.
+    Hue is deliberately absent: it changes the colours that captions name.
+    """
+
+    enabled: bool = Field(False, description="master switch; False ignores everything below")
+    yaw_max_deg: float = Field(
+        180.0, ge=0, le=180, description="yaw rotation drawn uniformly in [-max, max]"
+    )
+    brightness: float = Field(0.0, ge=0, lt=1, description="brightness factor range ±x")
+    contrast: float = Field(0.0, ge=0, lt=1, description="contrast factor range ±x")
+    saturation: float = Field(0.0, ge=0, lt=1, description="saturation factor range ±x")
