@@ -33,8 +33,10 @@ __all__ = [
     "PairGroup",
     "count_summary",
     "group_pairs",
+    "image_key",
     "is_missing",
     "is_url",
+    "pair_key",
     "read_annotations",
     "read_split",
     "resolve_image",
@@ -219,12 +221,21 @@ def read_split(
     return rows
 
 
+def image_key(row: Annotation) -> str:
+    """What identifies a row's image: its resolved file, else its URL."""
+    return str(row.image) if row.image is not None else row.url
+
+
+def pair_key(row: Annotation) -> tuple[str, str]:
+    """What identifies a row's (image, query) pair."""
+    return image_key(row), row.query
+
+
 def group_pairs(rows: Iterable[Annotation]) -> list[PairGroup]:
     """Group rows by (image, query) in order of first appearance, keeping every reference."""
     groups: dict[tuple[str, str], list[Annotation]] = {}
     for r in rows:
-        key = (str(r.image) if r.image is not None else r.url, r.query)
-        groups.setdefault(key, []).append(r)
+        groups.setdefault(pair_key(r), []).append(r)
     return [
         PairGroup(g[0].url, g[0].image, g[0].query, tuple(r.reference for r in g), tuple(g))
         for g in groups.values()
@@ -233,5 +244,5 @@ def group_pairs(rows: Iterable[Annotation]) -> list[PairGroup]:
 
 def count_summary(rows: Sequence[Annotation]) -> dict[str, int]:
     """``{"rows", "images", "pairs"}`` counts (images by resolved file, else by URL)."""
-    images = {str(r.image) if r.image is not None else r.url for r in rows}
+    images = {image_key(r) for r in rows}
     return {"rows": len(rows), "images": len(images), "pairs": len(group_pairs(rows))}

@@ -28,7 +28,7 @@ from typing import Literal
 
 from PIL import Image, UnidentifiedImageError
 
-from panollava.data.quic360 import Annotation, DataError, is_missing
+from panollava.data.quic360 import Annotation, DataError, image_key, is_missing
 
 __all__ = [
     "ISSUE_KINDS",
@@ -193,7 +193,7 @@ def validate_rows(
     by_image: dict[str, tuple[Path | None, str]] = {}
     for r in rows:
         if not is_missing(r.url):
-            by_image.setdefault(str(r.image) if r.image else r.url, (r.image, r.url))
+            by_image.setdefault(image_key(r), (r.image, r.url))
     if images != "off":
         keys = list(by_image)
 
@@ -204,7 +204,7 @@ def validate_rows(
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             results = dict(zip(keys, pool.map(one, keys), strict=True))
         for r in rows:
-            res = None if is_missing(r.url) else results[str(r.image) if r.image else r.url]
+            res = None if is_missing(r.url) else results[image_key(r)]
             if res is not None:
                 found.append((r, *res))
     issues = [

@@ -302,4 +302,9 @@ def _gemma3(family: str, words: list[str], image_size: int):
         chat_template=tok.chat_template,
         image_seq_length=tokens_per_image,
     )
-    return transformers.Gemma3ForConditionalGeneration(cfg).eval(), processor
+    model = transformers.Gemma3ForConditionalGeneration(cfg).eval()
+    # HF initialises the projector to zeros (real checkpoints overwrite it): a zero projector would
+    # make every image token identical and cut the vision tower off every loss.
+    with torch.no_grad():
+        model.model.multi_modal_projector.mm_input_projection_weight.normal_(0.0, 0.1)
+    return model, processor

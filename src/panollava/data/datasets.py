@@ -1,0 +1,176 @@
+"""Panorama caption datasets: annotation rows -> samples of view pixels + query + reference(s).
+
+Two modes:
+
+* ``train`` — one item per caption row (``answer`` = that caption), optional augmentation;
+* ``eval`` — one item per (image, query) pair with all its references (grouped protocol).
+
+Tables are read eagerly but images lazily: nothing is opened until ``__getitem__``. With
+augmentation on, the epoch must be known: call :meth:`PanoramaDataset.set_epoch` when an epoch
+starts (DataLoader workers get a fresh copy of the dataset per epoch), or index with
+``(epoch, index)`` tuples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch.utils.data import Dataset
+
+from panollava.config import ImageConfig, PanoConfig, ViewsConfig
+from panollava.data.augment import AugmentParams, augment_erp, sample_generator
+from panollava.data.images import ImageLoadError, load_erp
+from panollava.data.quic360 import (
+    Annotation,
+    DataError,
+    PairGroup,
+    group_pairs,
+    pair_key,
+    read_split,
+)
+from panollava.data.schema import AugmentConfig
+from panollava.data.validate import ensure_valid
+from panollava.views import build_viewset, required_erp_width
+
+__all__ = ["DatasetMode", "PanoSample", "PanoramaDataset", "build_dataset", "split_rows"]
+
+DatasetMode = Literal["train", "eval"]
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class PanoSample:
+    """One sample. ``views`` is ``(V, 3, h, w)`` float in ``[0, 1]`` (global first, then tiles
+    by yaw, per the configured strategy); ``answer`` is the training target (``None`` in eval
+    mode); ``references`` holds every reference of the (image, query) pair."""
+
+    views: torch.Tensor
+    query: str
+    answer: str | None
+    references: tuple[str, ...]
+    url: str
+    image: Path
+    index: int
+    augment: AugmentParams | None = None
+
+
+class PanoramaDataset(Dataset):
+    """Samples of annotation rows (see the module docstring for modes and epochs)."""
+
+    def __init__(
+        self,
+        rows: Sequence[Annotation],
+        *,
+        mode: DatasetMode,
+        views: ViewsConfig,
+        image: ImageConfig | None = None,
+        augment: AugmentConfig | None = None,
+        seed: int = 0,
+    ) -> None:
+        if mode not in ("train", "eval"):
+            raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
+        if augment is not None and augment.enabled and mode != "train":
+            raise ValueError("augmentation is for training only (mode='train')")
+        self.mode = mode
+        self.views_cfg = views
+        self.image_cfg = image or ImageConfig()
+        self.augment = augment if augment is not None and augment.enabled else None
+        self.seed = seed
+        self.epoch = 0
+        self.min_width = required_erp_width(views)
+        self.groups: list[PairGroup] = group_pairs(rows)
+        self.rows: list[Annotation] = list(rows)
+        if mode == "train":
+            refs = {pair_key(g.rows[0]): g.references for g in self.groups}
+            self._refs = [refs[pair_key(r)] for r in self.rows]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose augmentation draws ``__getitem__`` returns."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.rows) if self.mode == "train" else len(self.groups)
+
+    def _item(self, index: int) -> tuple[Annotation, str | None, tuple[str, ...]]:
+        if self.mode == "train":
+            row = self.rows[index]
+            return row, row.reference, self._refs[index]
+        group = self.groups[index]
+        return group.rows[0], None, group.references
+
+    def load_views(
+        self, row: Annotation, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, AugmentParams | None]:
+        """Decode ``row``'s panorama, augment it (train mode, if enabled), cut the views."""
+        if row.image is None:
+            raise DataError(
+                f"{row.where}: {row.url} is an http(s) URL with no local copy; set "
+                "data.cache_dir or run `panollava data download`"
+            )
+        try:
+            erp = load_erp(row.image, cfg=self.image_cfg, min_width=self.min_width)  # (3, H, W)
+        except ImageLoadError as exc:
+            raise ImageLoadError(f"{row.where}: {exc}") from None
+        params = None
+        if self.augment is not None and generator is not None:
+            erp, params = augment_erp(erp, self.augment, generator)
+        return build_viewset(erp, self.views_cfg).pixels, params  # (V, 3, h, w)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> PanoSample:
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        row, answer, refs = self._item(index)
+        gen = sample_generator(self.seed, epoch, index) if self.augment is not None else None
+        views, params = self.load_views(row, gen)
+        assert row.image is not None  # load_views raised otherwise
+        return PanoSample(views, row.query, answer, refs, row.url, row.image, index, params)
+
+
+def split_rows(cfg: PanoConfig, split: str) -> list[Annotation]:
+    """All rows of ``split`` (``train``/``valid``/``test``): every file listed in ``data``."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; valid: {list(SPLITS)}")
+    files = getattr(cfg.data, split)
+    if not files:
+        raise DataError(f"no files for split {split!r}: set data.{split} in the config")
+    d = cfg.data
+    return read_split(files, columns=d.columns, image_root=d.image_root, cache_dir=d.cache_dir)
+
+
+def build_dataset(
+    cfg: PanoConfig,
+    split: str,
+    *,
+    mode: DatasetMode = "train",
+    run_dir: Path | None = None,
+) -> PanoramaDataset:
+    """The dataset of ``split`` after validation (:func:`~panollava.data.validate.ensure_valid`).
+
+    Non-2:1 images are warnings unless ``image.aspect_policy`` is ``error``; in ``eval`` mode
+    duplicate rows are warnings too (they stay extra references of their pair).
+    """
+    rows = split_rows(cfg, split)
+    allow = [] if cfg.image.aspect_policy == "error" else ["aspect"]
+    if mode == "eval":
+        allow.append("duplicate")
+    rows = ensure_valid(
+        rows,
+        images=cfg.data.check_images,
+        skip_invalid=cfg.data.skip_invalid,
+        run_dir=run_dir,
+        allow=allow,
+        aspect_tolerance=cfg.image.aspect_tolerance,
+    )
+    return PanoramaDataset(
+        rows,
+        mode=mode,
+        views=cfg.views,
+        image=cfg.image,
+        augment=cfg.data.augment if mode == "train" else None,
+        seed=cfg.seed,
+    )

@@ -1,0 +1,78 @@
+"""PanoAdapt + overlap loss on the tiny families: the loss is alive and reaches vision LoRA."""
+
+import pytest
+import torch
+
+from panollava.config import ViewsConfig
+from panollava.losses import (
+    DeadLossError,
+    OverlapLossConfig,
+    build_overlap_loss,
+    check_loss_reaches_trainable,
+)
+from panollava.models.adapters.collate import AdaptSample
+from panollava.models.adapters.loading import load_adapter
+from panollava.models.lora import apply_lora
+from panollava.training.schema import LoraSettings
+
+
+def _batch(la):
+    g = torch.Generator().manual_seed(0)
+    samples = [
+        AdaptSample(torch.rand(9, 3, 112, 112, generator=g), "colors", "red and blue")
+        for _ in range(2)
+    ]
+    batch = la.collate(train=True, max_text_length=64)(samples)
+    batch["need_overlap"] = True
+    return batch
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen2_vl", "internvl", "gemma3"])
+@pytest.mark.parametrize("loss", ["vicreg_pairwise", "densecl"])
+def test_overlap_loss_reaches_vision_lora(family, loss):
+    la = load_adapter(
+        family,
+        ViewsConfig(tile_size=112),
+        checkpoint="tiny",
+        tiny_corpus=["red blue"],
+        panorope=True,
+    )
+    wrapper = la.wrapper
+    wrapper.hf_model = apply_lora(
+        wrapper.hf_model,
+        LoraSettings(r=4, alpha=8, targets=["language", "vision"]),
+        la.facts.lora_groups,
+    )
+    out = wrapper.step(_batch(la))
+    assert (
+        out.features.shape[1] == 8
+        and out.features.shape[2] == wrapper.token_grid[0] * wrapper.token_grid[1]
+    )
+    assert all(len(p) > 0 for p in out.pairs[0])
+    total, parts = build_overlap_loss(OverlapLossConfig(type=loss, min_pairs=1))(
+        out.features, out.pairs
+    )
+    assert total > 0 and parts["pairs"] == 16
+    reached = check_loss_reaches_trainable(wrapper.hf_model, total)
+    assert reached
+    total.backward()
+    vision_lora = [
+        p
+        for n, p in wrapper.hf_model.named_parameters()
+        if la.facts.vision_tower in n and "lora_" in n
+    ]
+    assert vision_lora and any(p.grad is not None and p.grad.abs().sum() > 0 for p in vision_lora)
+
+
+def test_dead_loss_check_names_attn_qkv_for_qwen_q_proj_targets():
+    la = load_adapter(
+        "qwen2_5_vl", ViewsConfig(tile_size=112), checkpoint="tiny", tiny_corpus=["red"]
+    )
+    settings = LoraSettings(
+        r=4, alpha=8, targets=["language", r"model\.visual\..*\.(q_proj|k_proj|v_proj)"]
+    )
+    la.wrapper.hf_model = apply_lora(la.wrapper.hf_model, settings, la.facts.lora_groups)
+    out = la.wrapper.step(_batch(la))
+    total, _ = build_overlap_loss(OverlapLossConfig(min_pairs=1))(out.features, out.pairs)
+    with pytest.raises(DeadLossError, match=r"attn\.qkv"):
+        check_loss_reaches_trainable(la.wrapper.hf_model, total)
