@@ -29,6 +29,7 @@ class PanoramaProjector(nn.Module):
     ) -> None:
         super().__init__()
         self.pe = pe
+        self.proj_in_dim = in_dim
         if hidden_dim is None:
             self.proj: nn.Module = nn.Linear(in_dim, out_dim)
         else:

@@ -53,6 +53,9 @@ class PanoLLaVAConfig(_Strict):
         description="HF id or path of the vision encoder (SigLIP/SigLIP2, CLIP, DINOv2)",
     )
     llm_name: str = Field("Qwen/Qwen3-0.6B", description="HF id or path of the causal LLM")
+    tokenizer: str | None = Field(
+        None, description="HF id or folder of the tokenizer; None = the LLM's (tiny: required)"
+    )
     tiny: TinySizes = Field(default_factory=TinySizes)
     resampler: ResamplerConfig = Field(default_factory=lambda: ResamplerConfig(type="bimamba"))
     projector: ProjectorConfig = Field(default_factory=ProjectorConfig)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from panollava.config import PanoConfig
+from panollava.losses import build_overlap_loss, check_loss_reaches_trainable
 from panollava.models.lora import apply_lora, parameter_summary
 from panollava.models.panollava.model import PanoLLaVA
 from panollava.training.schema import StageConfig
 
-__all__ = ["LLM_LORA_GROUPS", "PanoLLaVASystem"]
+__all__ = ["LLM_LORA_GROUPS", "PanoLLaVASystem", "build_panollava_system"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ class PanoLLaVASystem:
         self.tokenizer = tokenizer
         self._overlap: nn.Module | None = None
         self._lora_applied = False
+        self.run_dir: Path | None = None
 
     # ------------------------------------------------------------------ stages
     def configure_stage(self, stage: StageConfig) -> None:
@@ -67,3 +70,85 @@ class PanoLLaVASystem:
             100 * trainable / max(total, 1),
             {k: v["trainable"] for k, v in summary.items() if v["trainable"]},
         )
+
+    # -------------------------------------------------------------------- data
+    def dataset(self, split: str, stage: StageConfig):
+        from panollava.data.datasets import build_dataset
+
+        run_dir = self.run_dir
+        return build_dataset(self.cfg, split, mode="train", run_dir=run_dir)
+
+    def collate(self, stage: StageConfig):
+        from panollava.data.collate import PanoCollate
+
+        collate = PanoCollate(
+            self.tokenizer,
+            num_image_tokens=self.model.num_image_tokens,
+            max_text_length=stage.max_text_length,
+            train=True,
+            vision_token=self.cfg.model.vision_token,
+        )
+        need_overlap = stage.overlap_weight > 0
+
+        def collate_fn(samples):
+            batch = collate(samples)
+            batch["need_overlap"] = need_overlap
+            return batch
+
+        return collate_fn
+
+    def eval_collate(self, max_text_length: int = 128):
+        from panollava.data.collate import PanoCollate
+
+        return PanoCollate(
+            self.tokenizer,
+            num_image_tokens=self.model.num_image_tokens,
+            max_text_length=max_text_length,
+            train=False,
+            vision_token=self.cfg.model.vision_token,
+        )
+
+    # ------------------------------------------------------------------ losses
+    def overlap_loss(self):
+        if not any(s.overlap_weight > 0 for s in self.cfg.train.stages):
+            return None
+        if self._overlap is None:
+            dim = {
+                "encoder": self.model.encoder.hidden_size,
+                "resampler": self.model.projector.proj_in_dim,
+                "projector": self.model.llm.get_input_embeddings().embedding_dim,
+            }[self.model.feature_source]
+            self._overlap = build_overlap_loss(self.cfg.overlap_loss, in_dim=dim)
+        return self._overlap
+
+    def check_stage(self, stage: StageConfig, batch: dict[str, Any]) -> None:
+        """Step 0: an enabled overlap loss must reach a trainable parameter (dead-loss check)."""
+        if stage.overlap_weight <= 0:
+            return
+        batch = {**batch, "need_overlap": True}
+        out = self.model.step({k: v for k, v in batch.items() if k != "labels"})
+        loss_fn = self.overlap_loss()
+        total, _ = loss_fn(out.features, out.pairs)
+        holder = nn.ModuleDict({"model": self.model, "overlap_head": loss_fn})
+        reached = check_loss_reaches_trainable(holder, total)
+        log.info("stage %s: overlap loss reaches %s", stage.name, reached)
+
+
+def build_panollava_system(cfg: PanoConfig, run_dir: Path | None = None) -> PanoLLaVASystem:
+    """Tokenizer + model for ``cfg.model`` (a :class:`PanoLLaVAConfig`)."""
+    from transformers import AutoTokenizer
+
+    from panollava.models.panollava.builder import build_panollava
+
+    mcfg = cfg.model
+    name = mcfg.tokenizer or (None if mcfg.source == "tiny" else mcfg.llm_name)
+    if name is None:
+        raise ValueError(
+            "model.tokenizer must name a tokenizer folder for source: tiny "
+            "(`panollava data synth` writes one next to the data)"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(name)
+    model = build_panollava(mcfg, cfg.views, tokenizer)
+    system = PanoLLaVASystem(cfg, model, tokenizer)
+    system.run_dir = run_dir
+    return system

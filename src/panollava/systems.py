@@ -1,0 +1,23 @@
+"""``build_system(cfg)``: the training System for the config's model (PanoLLaVA or PanoAdapt)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from panollava.config import PanoConfig
+
+__all__ = ["build_system"]
+
+
+def build_system(cfg: PanoConfig, run_dir: Path | None = None):
+    """The System the engine trains (see ``panollava.training.trainer.System``)."""
+    if cfg.model is None:
+        raise ValueError("the config has no `model` section: nothing to train")
+    if cfg.model.system == "panollava":
+        from panollava.models.panollava.system import build_panollava_system
+
+        return build_panollava_system(cfg, run_dir)
+    raise NotImplementedError(
+        "training PanoAdapt families through `panollava train` is not wired yet: the adapters, "
+        "collate, PanoRoPE and losses exist (panollava.models.adapters); see the issue notes"
+    )
