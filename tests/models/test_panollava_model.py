@@ -32,7 +32,7 @@ def _samples(n=2):
 
 
 def _build(resampler: str, **proj):
-    tok = build_word_tokenizer(CAPTIONS + ["colors"])
+    tok = build_word_tokenizer([*CAPTIONS, "colors"])
     cfg = PanoLLaVAConfig(
         source="tiny",
         resampler=ResamplerConfig(
