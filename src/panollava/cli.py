@@ -87,12 +87,14 @@ def _register_subcommands() -> None:
     from panollava.evaluation.commands import register as register_evaluation
     from panollava.models.commands import register as register_models
     from panollava.serve.commands import register as register_serve
+    from panollava.training.commands import register as register_training
     from panollava.views.commands import register as register_views
 
     register_views(app)
     register_evaluation(app)
     register_models(app)
     register_serve(app)
+    register_training(app)
     # -- further subsystems register here --
 
 

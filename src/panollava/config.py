@@ -248,16 +248,37 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
     result = _deep_copy(raw)
     for item in overrides or []:
         keys, value = _parse_override(item)
-        node = result
+        node: Any = result
         for k in keys[:-1]:
-            child = node.get(k)
-            if child is None:
-                child = node[k] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(f"override '{item}': '{k}' is a value, not a section")
-            node = child
-        node[keys[-1]] = value
+            node = _child(node, k, item)
+        _set(node, keys[-1], value, item)
     return result
+
+
+def _index(node: list, key: str, item: str) -> int:
+    if not key.isdigit() or int(key) >= len(node):
+        raise ConfigError(f"override '{item}': '{key}' is not an index of a {len(node)}-item list")
+    return int(key)
+
+
+def _child(node: Any, key: str, item: str) -> Any:
+    """The section ``key`` of ``node`` (dict key or list index), created when missing."""
+    if isinstance(node, list):
+        child = node[_index(node, key, item)]
+    else:
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+    if not isinstance(child, dict | list):
+        raise ConfigError(f"override '{item}': '{key}' is a value, not a section")
+    return child
+
+
+def _set(node: Any, key: str, value: Any, item: str) -> None:
+    if isinstance(node, list):
+        node[_index(node, key, item)] = value
+    else:
+        node[key] = value
 
 
 def _deep_copy(obj: Any) -> Any:

@@ -42,5 +42,25 @@ def train_command(
     console.print(f"[green]run folder:[/] {done}")
 
 
+def eval_command(
+    config: Annotated[Path, typer.Argument(help="The YAML config the run was trained with.")],
+    run: Annotated[Path, typer.Option("--run", help="Run folder (runs/<experiment>/<stamp>).")],
+    split: Annotated[str, typer.Option(help="Data split to evaluate.")] = "test",
+    max_new_tokens: Annotated[int, typer.Option(help="Greedy decoding length.")] = 128,
+    batch_size: Annotated[int, typer.Option(help="Prompts per generation batch.")] = 16,
+    overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides.")] = None,
+) -> None:
+    """Generate for every (image, query) pair of SPLIT, score it (grouped) and write the report."""
+    from rich.console import Console
+
+    from panollava.config import load_config
+    from panollava.evaluation.run_eval import evaluate_run
+
+    cfg = load_config(config, overrides)
+    out = evaluate_run(cfg, run, split=split, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    Console(stderr=True).print(f"[green]evaluation:[/] {out}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("train")(train_command)
+    app.command("eval")(eval_command)

@@ -92,6 +92,9 @@ class ResumableLoader(DataLoader):
         elif self._started:
             self._next_epoch()
         self._started = True
+        set_epoch = getattr(self.dataset, "set_epoch", None)
+        if set_epoch is not None:  # augmentation draws depend on (seed, epoch, index) only
+            set_epoch(self.seeded.epoch)
         return super().__iter__()
 
     def _next_epoch(self) -> None:
