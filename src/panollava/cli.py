@@ -69,21 +69,22 @@ def config_show(
 @app.command("demo")
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("outputs/demo"),
-    image: Annotated[Path | None, typer.Option(help="Panorama to decompose.")] = None,
+    n: Annotated[int, typer.Option(help="Synthetic panoramas to render.")] = 400,
+    seed: Annotated[int, typer.Option(help="Seed of data and training.")] = 0,
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="Dotted overrides of configs/panollava/tiny.yaml.")
+    ] = None,
 ) -> None:
-    """The main job on the embedded default: view decomposition of a real shared panorama."""
-    from panollava.views.commands import views_command
+    """The main job on the embedded default: synthetic panoramas -> tiny PanoLLaVA trained in
+    three stages on CPU -> evaluation and report, next to the image-blind baseline."""
+    from panollava.demo import run_demo
 
-    repo = Path(__file__).resolve().parents[2]
-    image = image or (repo / ".." / "shared" / "data" / "quic360_samples" / "img_01.jpg").resolve()
-    if not image.is_file():
-        fail(f"demo panorama not found: {image} (pass --image PANO)")
-    for strategy in ("anyres_e2p", "cubemap"):
-        views_command(image, out=out / strategy, strategy=strategy)
+    run_demo(out, n=n, seed=seed, overrides=overrides)
 
 
 def _register_subcommands() -> None:
     """Attach the subsystems' commands (kept in their own modules)."""
+    from panollava.data.commands import register as register_data
     from panollava.evaluation.commands import register as register_evaluation
     from panollava.models.commands import register as register_models
     from panollava.serve.commands import register as register_serve
@@ -91,6 +92,7 @@ def _register_subcommands() -> None:
     from panollava.views.commands import register as register_views
 
     register_views(app)
+    register_data(app)
     register_evaluation(app)
     register_models(app)
     register_serve(app)

@@ -141,13 +141,13 @@ def run_training(
     precision = resolve_precision(cfg.train, allow_fp16=system.allow_fp16)
     for stage in cfg.train.stages:
         record = state.record(stage.name)
-        system.configure_stage(stage)
+        if record.status != "done" and stages is not None and stage.name not in stages:
+            log.info("stage %s skipped (not selected)", stage.name)
+            continue
+        system.configure_stage(stage)  # structure (e.g. LoRA) first, then weights
         if record.status == "done":
             load_trainable(system.model, run_dir / record.weights)
             log.info("stage %s already finished: loaded %s", stage.name, record.weights)
-            continue
-        if stages is not None and stage.name not in stages:
-            log.info("stage %s skipped (not selected)", stage.name)
             continue
         _run_stage(cfg, system, stage, state, run_dir, precision)
     return run_dir
