@@ -81,3 +81,22 @@ def test_shards_cover_every_pair_once(tmp_path):
     assert len({(r["url"], r["query"]) for r in merged}) == 10
     with pytest.raises(ValueError, match="more than one shard"):
         merge_shards([shards[0], shards[0]], tmp_path / "dup.csv")
+
+
+def test_grouped_eval_of_the_quic360_test_set_generates_each_pair_once(tmp_path):
+    from conftest import QUIC360
+
+    from panollava.data.quic360 import read_split
+
+    rows = read_split([QUIC360 / "test.tsv"])
+    assert len(rows) == 6246
+    calls = []
+
+    def predict(batch):
+        calls.extend(it.key for it in batch)
+        return ["a caption"] * len(batch)
+
+    items = [EvalItem(r.url, r.query, prompt_tokens=len(r.query)) for r in rows]
+    out = run_generation(items, predict, tmp_path / "p.csv", max_batch=64)
+    assert len(calls) == len(set(calls)) == 1211
+    assert len(_read(out)) == 1211
