@@ -85,7 +85,6 @@ def test_shards_cover_every_pair_once(tmp_path):
 
 def test_grouped_eval_of_the_quic360_test_set_generates_each_pair_once(tmp_path):
     from conftest import QUIC360
-
     from panollava.data.quic360 import read_split
 
     rows = read_split([QUIC360 / "test.tsv"])
