@@ -87,6 +87,7 @@ def _register_subcommands() -> None:
     from panollava.data.commands import register as register_data
     from panollava.evaluation.commands import register as register_evaluation
     from panollava.models.commands import register as register_models
+    from panollava.positional.figure import register as register_positions
     from panollava.serve.commands import register as register_serve
     from panollava.training.commands import register as register_training
     from panollava.views.commands import register as register_views
@@ -95,6 +96,7 @@ def _register_subcommands() -> None:
     register_data(app)
     register_evaluation(app)
     register_models(app)
+    register_positions(app)
     register_serve(app)
     register_training(app)
     # -- further subsystems register here --
