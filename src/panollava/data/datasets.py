@@ -53,7 +53,7 @@ class PanoSample:
     answer: str | None
     references: tuple[str, ...]
     url: str
-    image: Path
+    image: Path | None
     index: int
     augment: AugmentParams | None = None
 
@@ -127,7 +127,6 @@ class PanoramaDataset(Dataset):
         row, answer, refs = self._item(index)
         gen = sample_generator(self.seed, epoch, index) if self.augment is not None else None
         views, params = self.load_views(row, gen)
-        assert row.image is not None  # load_views raised otherwise
         return PanoSample(views, row.query, answer, refs, row.url, row.image, index, params)
 
 

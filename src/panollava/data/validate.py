@@ -107,7 +107,7 @@ class ValidationReport:
     def message(self, limit: int = _LISTED) -> str:
         """One readable message listing the errors (first ``limit``) and how to proceed."""
         errs = self.errors
-        lines = [f"{len(errs)} invalid row issue(s) in {self.rows} rows:"]
+        lines = [f"{len(errs)} error(s) on {len(self.bad_rows())} of {self.rows} rows:"]
         lines += [f"  {i.where} [{i.kind}] {i.detail} ({i.url})" for i in errs[:limit]]
         if len(errs) > limit:
             lines.append(f"  … {len(errs) - limit} more (run `panollava data check FILE`)")
@@ -137,7 +137,7 @@ def check_image(
     truncated or corrupt files.
     """
     if path is None:
-        hint = "an http(s) URL with no local cache: set data.cache_dir / --images or run "
+        hint = "an http(s) URL with no local copy: set data.cache_dir (--cache) or run "
         return "missing_image", hint + "`panollava data download`"
     if not path.is_file():
         return "missing_image", f"no file {path}"
