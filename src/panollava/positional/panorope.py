@@ -2,17 +2,19 @@
 
 Every tile token gets a *global yaw column* from the direction its patch centre actually sees:
 
-    g = ((lon - lon_0) mod 360°) / (hfov / W) - 1/2,    lon_0 = yaw_first - hfov / 2
+    g = ((lon - lon_0) mod 360°) / (hfov / W),    lon_0 = yaw_first - hfov / 2
 
 (``W`` token columns per tile; ``lon`` of the token's patch-centre ray; the ring of ``n`` tiles
 spans ``n · s · W = 360 · W / hfov`` columns, ``s = 1 - overlap``). Positions come from the real
 camera of each tile, so tokens of adjacent tiles that see the same longitude get the same width
 position, the layout's overlap is the physical one, and the ring closes: the last tile's right
 edge continues into the first tile's left edge modulo the ring. Because gnomonic tiles sample
-longitude non-linearly, the patch centres of two adjacent tiles never coincide exactly; the
-positions are therefore real-valued (``quantize=True`` rounds them) and geometrically matched
-tokens differ by exactly their angular offset (< half a column), where the linear rule
-``g = k·s·W + c`` would be off by a whole column for most of the overlap.
+longitude non-linearly, the patch centres of two adjacent tiles never coincide exactly (they are
+up to ~0.4 column apart); geometrically corresponding tokens (mutual nearest patch centres) are
+therefore tied to the mean of their two columns, so they share one position exactly, and every
+token stays within half a column of its own longitude. The linear rule ``g = k·s·W + c`` would
+give matched tokens positions a whole column apart over most of the overlap. Positions are
+real-valued (``quantize=True`` rounds them).
 
 * **M-RoPE** ``(3, B, L)`` (Qwen2-VL / Qwen2.5-VL: t, h, w): every tile block is placed at the
   same ring origin ``o`` with ``t = o``, ``h = o + row``, ``w = o + g``; the global view keeps its
@@ -30,13 +32,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import torch
 
 from panollava.geometry import xyz_to_lonlat
 from panollava.views import ViewLayout, ViewMeta
-from panollava.views.correspondence import patch_centers_rays
+from panollava.views.correspondence import patch_centers_rays, patch_correspondences
 
 __all__ = [
     "ImageBlock",
@@ -83,14 +86,39 @@ def ring_columns(layout: ViewLayout, grid_w: int) -> float:
     return 360.0 * grid_w / layout.tiles[0].hfov_deg
 
 
-def global_columns(layout: ViewLayout, view: ViewMeta, grid: tuple[int, int]) -> torch.Tensor:
-    """Global yaw columns ``(gh, gw)`` (float) of a tile's tokens (see the module docstring)."""
+def _azimuth_columns(layout: ViewLayout, view: ViewMeta, grid: tuple[int, int]) -> torch.Tensor:
+    """Continuous global column ``(gh, gw)`` of each token's patch-centre longitude."""
     first = next(v for v in layout.tiles if v.ring == view.ring)
     rays, _ = patch_centers_rays(view.geometry, view.size, grid)
     lon = torch.rad2deg(xyz_to_lonlat(rays)[0]).view(grid)  # (gh, gw) degrees
     lon0 = first.yaw_deg - first.hfov_deg / 2
     col_deg = view.hfov_deg / grid[1]
-    return torch.remainder(lon - lon0, 360.0) / col_deg - 0.5
+    return torch.remainder(lon - lon0, 360.0) / col_deg
+
+
+@lru_cache(maxsize=32)
+def _ring_table(layout: ViewLayout, grid: tuple[int, int]) -> dict[int, torch.Tensor]:
+    """Global columns of every tile, matched tokens of adjacent tiles tied to one value.
+
+    Geometrically corresponding tokens (mutual nearest patch centres, ``patch_correspondences``)
+    of yaw-adjacent tiles get the mean of their two azimuth columns (on the ring's circle), so
+    they share a position exactly; every token stays within half a column of its own longitude.
+    """
+    table = {v.index: _azimuth_columns(layout, v, grid).clone() for v in layout.tiles}
+    total = ring_columns(layout, grid[1])
+    for pp in patch_correspondences(layout, grid, mutual=True):
+        a = table[pp.i].view(-1)[pp.idx_i]
+        b = table[pp.j].view(-1)[pp.idx_j]
+        delta = torch.remainder(b - a + total / 2, total) - total / 2  # shortest way round
+        mean = torch.remainder(a + delta / 2, total)
+        table[pp.i].view(-1)[pp.idx_i] = mean
+        table[pp.j].view(-1)[pp.idx_j] = mean
+    return table
+
+
+def global_columns(layout: ViewLayout, view: ViewMeta, grid: tuple[int, int]) -> torch.Tensor:
+    """Global yaw columns ``(gh, gw)`` (float) of a tile's tokens (see the module docstring)."""
+    return _ring_table(layout, tuple(grid))[view.index].clone()
 
 
 def _sample_positions(ids, mask, blocks, layout, kind, quantize) -> torch.Tensor:
