@@ -20,11 +20,8 @@ import torch
 
 from panollava.config import ViewsConfig
 from panollava.evaluation.generation import EvalItem, run_generation
-from panollava.models.adapters.collate import AdapterCollate, AdaptSample
-from panollava.models.adapters.families import get_family, resolve_module
-from panollava.models.adapters.tiny import build_tiny
-from panollava.models.adapters.wrapper import PanoAdaptModel
-from panollava.views import make_layout
+from panollava.models.adapters.collate import AdaptSample
+from panollava.models.adapters.loading import load_adapter
 
 QUERIES = ["colors", "objects", "what is there", "the red disc", "location of the star"]
 
@@ -37,26 +34,11 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=16)
     args = parser.parse_args()
     torch.manual_seed(0)
-    model, processor = build_tiny(args.family, corpus=QUERIES)
-    facts = get_family(args.family)
-    views = ViewsConfig(tile_size=56)
-    layout = make_layout(views)
-    token_id = facts.image_token_id(model)
-    wrapper = PanoAdaptModel(
-        model,
-        language_model=resolve_module(model, facts.language_model),
-        image_token_id=token_id,
-        layout=layout,
-        token_grid=(2, 2),
+    loaded = load_adapter(
+        args.family, ViewsConfig(tile_size=56), checkpoint="tiny", tiny_corpus=QUERIES
     )
-    collate = AdapterCollate(
-        processor,
-        image_token_id=token_id,
-        end_of_turn=facts.end_of_turn,
-        max_text_length=128,
-        train=False,
-        views=layout.views,
-    )
+    wrapper, processor = loaded.wrapper, loaded.processor
+    collate = loaded.collate(train=False, max_text_length=128)
     g = torch.Generator().manual_seed(1)
     panos = {f"pano_{k}": torch.rand(9, 3, 56, 56, generator=g) for k in range(args.n // 2 + 1)}
     items = [
