@@ -64,3 +64,30 @@ def test_checkpoint_rejects_foreign_tensors(tmp_path):
     path = save_trainable(Tiny(), tmp_path / "w.safetensors")
     with pytest.raises(KeyError, match="not in the model"):
         load_trainable(nn.Linear(4, 4), path)
+
+
+def test_precision_policy():
+    from panollava.training.engine import resolve_precision
+    from panollava.training.schema import TrainConfig
+
+    assert resolve_precision(TrainConfig(accelerator="cpu")) == "32-true"
+    with pytest.raises(ValueError, match="bf16-only"):
+        resolve_precision(TrainConfig(accelerator="gpu", precision="16-mixed"), allow_fp16=False)
+    with pytest.raises(ValueError, match="needs a GPU"):
+        resolve_precision(TrainConfig(accelerator="cpu", precision="bf16-mixed"))
+
+
+def test_non_finite_loss_stops_with_a_bf16_hint():
+    from panollava.training.module import NonFiniteLossError, PanoModule, StepOutput, TrainHParams
+
+    class NaNModel(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(1))
+
+        def step(self, batch):
+            return StepOutput(lm_loss=self.w * float("nan"))
+
+    module = PanoModule(NaNModel(), TrainHParams(lr=1e-3, total_steps=1, precision="16-mixed"))
+    with pytest.raises(NonFiniteLossError, match="bf16-mixed"):
+        module.compute_loss({})
