@@ -17,7 +17,6 @@ def build_system(cfg: PanoConfig, run_dir: Path | None = None):
         from panollava.models.panollava.system import build_panollava_system
 
         return build_panollava_system(cfg, run_dir)
-    raise NotImplementedError(
-        "training PanoAdapt families through `panollava train` is not wired yet: the adapters, "
-        "collate, PanoRoPE and losses exist (panollava.models.adapters); see the issue notes"
-    )
+    from panollava.models.adapters.system import build_panoadapt_system
+
+    return build_panoadapt_system(cfg, run_dir)

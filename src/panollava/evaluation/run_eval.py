@@ -66,14 +66,7 @@ def evaluate_run(
     @torch.no_grad()
     def predict(batch: list[EvalItem]) -> list[str]:
         inputs = collate([dataset[index[it.key]] for it in batch])
-        new = system.model.generate(
-            inputs["pixel_values"],
-            inputs["input_ids"],
-            inputs["attention_mask"],
-            max_new_tokens=max_new_tokens,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-        )
+        new = system.generate(inputs, max_new_tokens=max_new_tokens)
         return [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
 
     predictions = run_generation(items, predict, out / "predictions.csv", max_batch=batch_size)

@@ -108,6 +108,17 @@ class PanoLLaVASystem:
             vision_token=self.cfg.model.vision_token,
         )
 
+    def generate(self, batch: dict[str, Any], *, max_new_tokens: int):
+        """Greedy answers (new token ids) for an eval batch; stops at ``<|im_end|>``."""
+        return self.model.generate(
+            batch["pixel_values"],
+            batch["input_ids"],
+            batch["attention_mask"],
+            max_new_tokens=max_new_tokens,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        )
+
     # ------------------------------------------------------------------ losses
     def overlap_loss(self):
         if not any(s.overlap_weight > 0 for s in self.cfg.train.stages):
