@@ -48,3 +48,46 @@ def test_family_trains_and_evaluates(synth, tmp_path, family):
     out = evaluate_run(cfg, run_dir, max_new_tokens=4, batch_size=8, n_boot=10)
     preds = list(csv.DictReader((out / "predictions.csv").open()))
     assert preds and (out / "metrics.json").exists() and (out / "report.md").exists()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "gemma3"])
+def test_native_mode_trains_and_evaluates(synth, tmp_path, family):
+    """``native``: the ERP itself through the family's processor (no tiles, PanoRoPE, overlap)."""
+    cfg = load_config(
+        REPO / "configs" / "panoadapt_tiny" / "qwen2_5_vl_tiny.yaml",
+        [
+            f"data.train=[{synth / 'train.tsv'}]",
+            f"data.valid=[{synth / 'valid.tsv'}]",
+            f"data.test=[{synth / 'test.tsv'}]",
+            f"output_dir={tmp_path}",
+            f"model.family={family}",
+            "views.strategy=native",
+            "model.panorope=false",
+            "train.stages.0.overlap_weight=0",
+            "train.stages.0.max_steps=2",
+            "train.stages.0.batch_size=2",
+        ],
+    )
+    run_dir = run_training(cfg, build_system(cfg))
+    out = evaluate_run(cfg, run_dir, max_new_tokens=3, batch_size=8, n_boot=5)
+    assert list(csv.DictReader((out / "predictions.csv").open()))
+    assert (out / "report.md").exists()
+
+
+@pytest.mark.e2e
+def test_qwen_config_with_qkv_only_vision_lora_stops_at_step_0(synth, tmp_path):
+    from panollava.losses import DeadLossError
+
+    cfg = load_config(
+        REPO / "configs" / "panoadapt_tiny" / "qwen2_5_vl_tiny.yaml",
+        [
+            f"data.train=[{synth / 'train.tsv'}]",
+            f"data.valid=[{synth / 'valid.tsv'}]",
+            f"data.test=[{synth / 'test.tsv'}]",
+            f"output_dir={tmp_path}",
+            r"train.stages.0.lora.targets=[language, 'model\.visual\..*\.(q_proj|k_proj|v_proj)']",
+        ],
+    )
+    with pytest.raises(DeadLossError, match=r"attn\.qkv"):
+        run_training(cfg, build_system(cfg))

@@ -110,7 +110,9 @@ def _bar_chart(runs: dict[str, LoadedRun], path: Path) -> None:
             values,
             width,
             label=label,
-            yerr=np.stack([lo, hi]),
+            # A percentile bootstrap CI need not contain the corpus score (BLEU/METEOR are
+            # ratios of sums; tiny samples): draw what lies on each side, never negative bars.
+            yerr=np.clip(np.stack([lo, hi]), 0.0, None),
             capsize=2,
         )
     ax.set_xticks(x, metrics)

@@ -71,8 +71,9 @@ def load_adapter(
 ) -> LoadedAdapter:
     """Model + processor + wrapper for ``family`` (``checkpoint=None`` and no corpus: family default)."""
     facts = get_family(family)
-    if views.strategy == "native":
-        raise ValueError("load_adapter handles view strategies; 'native' feeds the ERP itself")
+    native = views.strategy == "native"
+    if native and panorope:
+        raise ValueError("PanoRoPE needs tiles: the 'native' strategy feeds the ERP as one image")
     if checkpoint == "tiny":
         model, processor = build_tiny(family, corpus=tiny_corpus, image_size=views.tile_size)
     else:
