@@ -22,16 +22,27 @@ def synth(tmp_path_factory):
     return out
 
 
-@pytest.mark.e2e
-@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen2_vl", "internvl", "gemma3"])
-def test_family_trains_and_evaluates(synth, tmp_path, family):
-    cfg = load_config(
+def _tiny_config(synth: Path, out: Path, overrides: list[str]):
+    """The tiny PanoAdapt recipe on the synthetic data, writing runs under ``out``."""
+    return load_config(
         REPO / "configs" / "panoadapt_tiny" / "qwen2_5_vl_tiny.yaml",
         [
             f"data.train=[{synth / 'train.tsv'}]",
             f"data.valid=[{synth / 'valid.tsv'}]",
             f"data.test=[{synth / 'test.tsv'}]",
-            f"output_dir={tmp_path}",
+            f"output_dir={out}",
+            *overrides,
+        ],
+    )
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen2_vl", "internvl", "gemma3"])
+def test_family_trains_and_evaluates(synth, tmp_path, family):
+    cfg = _tiny_config(
+        synth,
+        tmp_path,
+        [
             f"model.family={family}",
             "train.stages.0.max_steps=2",
             "train.stages.0.batch_size=2",
@@ -54,13 +65,10 @@ def test_family_trains_and_evaluates(synth, tmp_path, family):
 @pytest.mark.parametrize("family", ["qwen2_5_vl", "gemma3"])
 def test_native_mode_trains_and_evaluates(synth, tmp_path, family):
     """``native``: the ERP itself through the family's processor (no tiles, PanoRoPE, overlap)."""
-    cfg = load_config(
-        REPO / "configs" / "panoadapt_tiny" / "qwen2_5_vl_tiny.yaml",
+    cfg = _tiny_config(
+        synth,
+        tmp_path,
         [
-            f"data.train=[{synth / 'train.tsv'}]",
-            f"data.valid=[{synth / 'valid.tsv'}]",
-            f"data.test=[{synth / 'test.tsv'}]",
-            f"output_dir={tmp_path}",
             f"model.family={family}",
             "views.strategy=native",
             "model.panorope=false",
@@ -79,13 +87,10 @@ def test_native_mode_trains_and_evaluates(synth, tmp_path, family):
 def test_qwen_config_with_qkv_only_vision_lora_stops_at_step_0(synth, tmp_path):
     from panollava.losses import DeadLossError
 
-    cfg = load_config(
-        REPO / "configs" / "panoadapt_tiny" / "qwen2_5_vl_tiny.yaml",
+    cfg = _tiny_config(
+        synth,
+        tmp_path,
         [
-            f"data.train=[{synth / 'train.tsv'}]",
-            f"data.valid=[{synth / 'valid.tsv'}]",
-            f"data.test=[{synth / 'test.tsv'}]",
-            f"output_dir={tmp_path}",
             r"train.stages.0.lora.targets=[language, 'model\.visual\..*\.(q_proj|k_proj|v_proj)']",
         ],
     )
