@@ -1,4 +1,5 @@
-"""The web demo in real headless Chromium against a server on 127.0.0.1 with a tiny model.
+"""The web demo in real headless Chromium against ``panollava serve --run`` on 127.0.0.1
+(a tiny trained PanoLLaVA run).
 
 Upload a real panorama, ask a query, wait for the answer, save a screenshot as a test artifact
 (``outputs/test-artifacts/web_demo.png``). Chromium + ChromeDriver come from Debian's packages
@@ -40,17 +41,16 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server():
+def server(panollava_run):
+    """``panollava serve --run RUN`` on a tiny trained PanoLLaVA run."""
     port = _free_port()
     cmd = [
         sys.executable,
         "-m",
         "panollava.cli",
         "serve",
-        "--model",
-        "tiny",
-        "--size",
-        "56",
+        "--run",
+        str(panollava_run),
         "--port",
         str(port),
         "--max-new-tokens",

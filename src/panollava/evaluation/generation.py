@@ -105,24 +105,32 @@ def run_generation(
     todo = sorted(unique_items(items), key=lambda it: it.key)[k::n]
     _repair_tail(out_csv)
     done = _done_keys(out_csv)
-    pending = [it for it in todo if it.key not in done]
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     new_file = not out_csv.exists()
     with out_csv.open("a", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         if new_file:
             writer.writerow(PREDICTION_COLUMNS)
-        finished = len(todo) - len(pending)
-        for batch in plan_batches(pending, max_batch=max_batch, token_budget=token_budget):
+        finished = sum(it.key in done for it in todo)
+        # Batches are planned over the whole shard, resumed or not, so a resumed run feeds the
+        # model exactly the batches (and padding) of an uninterrupted one: same answers.
+        for batch in plan_batches(todo, max_batch=max_batch, token_budget=token_budget):
+            missing = [it for it in batch if it.key not in done]
+            if not missing:
+                continue
             answers = predict(batch)
             if len(answers) != len(batch):
                 raise RuntimeError(
                     f"predict returned {len(answers)} answers for {len(batch)} items"
                 )
-            writer.writerows((it.url, it.query, a) for it, a in zip(batch, answers, strict=True))
+            writer.writerows(
+                (it.url, it.query, a)
+                for it, a in zip(batch, answers, strict=True)
+                if it.key not in done
+            )
             f.flush()
             os.fsync(f.fileno())
-            finished += len(batch)
+            finished += len(missing)
             if progress is not None:
                 progress(finished, len(todo))
     return out_csv

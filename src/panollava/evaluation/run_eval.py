@@ -2,21 +2,26 @@
 
 Writes ``RUN_DIR/eval/<split>/predictions.csv`` (incremental, resumable), ``metrics.json`` and
 ``per_sample.csv`` (grouped protocol) and ``report.md``/``report.html``.
+
+Sharding: ``shard=(k, n)`` makes this process answer every n-th pair into
+``predictions.shard-k-of-n.csv``. Under ``torchrun`` the shard comes from ``RANK``/``WORLD_SIZE``
+and rank 0 merges and scores once every rank has finished; shards started by hand are merged and
+scored by :func:`merge_and_score` (``panollava eval ... --merge N``).
 """
 
 from __future__ import annotations
 
+import csv
 import logging
+import os
 from pathlib import Path
 
-import torch
-
 from panollava.config import PanoConfig
-from panollava.evaluation.generation import EvalItem, run_generation
+from panollava.evaluation.generation import EvalItem, merge_shards, run_generation, unique_items
 from panollava.training.checkpoint import load_trainable
 from panollava.training.run import RunState
 
-__all__ = ["evaluate_run", "load_trained_system"]
+__all__ = ["evaluate_run", "load_trained_system", "merge_and_score", "shard_path"]
 
 log = logging.getLogger(__name__)
 
@@ -37,45 +42,44 @@ def load_trained_system(cfg: PanoConfig, run_dir: Path):
     return system
 
 
-def evaluate_run(
-    cfg: PanoConfig,
-    run_dir: str | Path,
-    *,
-    split: str = "test",
-    max_new_tokens: int = 128,
-    batch_size: int = 16,
-    n_boot: int = 200,
-) -> Path:
-    """Generate, score (grouped protocol) and report one split; returns the eval folder."""
-    from panollava.data.datasets import build_dataset
-    from panollava.evaluation.report import write_report
-    from panollava.evaluation.scoring import score_files
+def shard_path(out: Path, shard: tuple[int, int]) -> Path:
+    """``predictions.csv`` for one process, ``predictions.shard-k-of-n.csv`` for shard k of n."""
+    k, n = shard
+    return out / "predictions.csv" if n == 1 else out / f"predictions.shard-{k}-of-{n}.csv"
 
-    run_dir = Path(run_dir)
-    out = run_dir / "eval" / split
-    system = load_trained_system(cfg, run_dir)
+
+def _env_shard() -> tuple[int, int]:
+    """``(RANK, WORLD_SIZE)`` under torchrun / Lightning launchers, else ``(0, 1)``."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _eval_items(cfg: PanoConfig, split: str, tokenizer) -> tuple[list[EvalItem], dict, object]:
+    from panollava.data.datasets import build_dataset
+
     dataset = build_dataset(cfg, split, mode="eval")
-    collate = system.eval_collate()
-    tokenizer = system.tokenizer
     index = {(g.rows[0].url, g.rows[0].query): k for k, g in enumerate(dataset.groups)}
     items = [
         EvalItem(url, query, prompt_tokens=len(tokenizer(query)["input_ids"]))
         for (url, query) in index
     ]
+    return items, index, dataset
 
-    @torch.no_grad()
-    def predict(batch: list[EvalItem]) -> list[str]:
-        inputs = collate([dataset[index[it.key]] for it in batch])
-        new = system.generate(inputs, max_new_tokens=max_new_tokens)
-        return [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
 
-    predictions = run_generation(items, predict, out / "predictions.csv", max_batch=batch_size)
+def _references(cfg: PanoConfig, split: str) -> Path:
     references = getattr(cfg.data, split)
     if len(references) != 1:
         raise ValueError(f"scoring needs one reference file for split {split!r}, got {references}")
+    return references[0]
+
+
+def _score(cfg: PanoConfig, split: str, predictions: Path, n_boot: int) -> Path:
+    from panollava.evaluation.report import write_report
+    from panollava.evaluation.scoring import score_files
+
+    out = predictions.parent
     score_files(
         predictions,
-        references[0],
+        _references(cfg, split),
         out=out,
         protocol="grouped",
         n_boot=n_boot,
@@ -83,3 +87,131 @@ def evaluate_run(
     )
     write_report(out)
     return out
+
+
+def evaluate_run(
+    cfg: PanoConfig,
+    run_dir: str | Path,
+    *,
+    split: str = "test",
+    max_new_tokens: int = 128,
+    batch_size: int = 16,
+    token_budget: int | None = None,
+    n_boot: int = 200,
+    shard: tuple[int, int] | None = None,
+    backend: str = "transformers",
+) -> Path:
+    """Generate, score (grouped protocol) and report one split; returns the eval folder.
+
+    With several shards, only the process that merges (rank 0 under torchrun) scores.
+    ``backend="vllm"`` generates with vLLM from the run's merged export (PanoAdapt runs only,
+    see :mod:`panollava.evaluation.vllm_backend`).
+    """
+    run_dir = Path(run_dir)
+    out = run_dir / "eval" / split
+    shard = shard or _env_shard()
+    predictor, tokenizer = _predictor(cfg, run_dir, backend, max_new_tokens)
+    items, index, dataset = _eval_items(cfg, split, tokenizer)
+
+    def predict(batch: list[EvalItem]) -> list[str]:
+        return predictor.answer_many([dataset[index[it.key]] for it in batch])
+
+    log.info("evaluating %d unique pairs of %s (shard %d of %d)", len(items), split, *shard)
+    predictions = run_generation(
+        items,
+        predict,
+        shard_path(out, shard),
+        max_batch=batch_size,
+        token_budget=token_budget,
+        shard=shard,
+    )
+    k, n = shard
+    if n == 1:
+        return _score(cfg, split, predictions, n_boot)
+    if not _distributed_barrier():
+        log.info("shard %d of %d done; merge with `panollava eval ... --merge %d`", k, n, n)
+        return out
+    import torch.distributed as dist
+
+    try:
+        return merge_and_score(cfg, run_dir, n, split=split, n_boot=n_boot) if k == 0 else out
+    finally:
+        dist.destroy_process_group()
+
+
+def _predictor(cfg: PanoConfig, run_dir: Path, backend: str, max_new_tokens: int):
+    """``(predictor, tokenizer)`` for ``backend``; anything with ``answer_many(questions)``."""
+    if backend == "transformers":
+        from panollava.inference import Predictor
+
+        system = load_trained_system(cfg, run_dir)
+        return Predictor(cfg, system, max_new_tokens=max_new_tokens), system.tokenizer
+    if backend != "vllm":
+        raise ValueError(f"backend must be 'transformers' or 'vllm', got {backend!r}")
+    from panollava.evaluation.vllm_backend import VLLMPredictor, check_vllm_supported, import_vllm
+    from panollava.models.export import export_run
+
+    check_vllm_supported(cfg)
+    import_vllm()  # fail before the export when vLLM is missing
+    export_dir = run_dir / "export"
+    if not (export_dir / "panorama.json").exists():
+        export_run(run_dir, export_dir)
+    predictor = VLLMPredictor(
+        export_dir, max_new_tokens=max_new_tokens, view_labels=cfg.model.view_labels
+    )
+    return predictor, predictor.processor.tokenizer
+
+
+def _distributed_barrier() -> bool:
+    """Wait for every rank when launched by torchrun (gloo works for CPU and GPU processes)."""
+    if "MASTER_ADDR" not in os.environ or int(os.environ.get("WORLD_SIZE", 1)) < 2:
+        return False
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    dist.barrier()
+    return True
+
+
+def merge_and_score(
+    cfg: PanoConfig, run_dir: str | Path, n_shards: int, *, split: str = "test", n_boot: int = 200
+) -> Path:
+    """Join the ``n_shards`` shard files of ``split`` into ``predictions.csv``, then score.
+
+    Refuses when a shard is missing or incomplete, naming it and how to finish it.
+    """
+    out = Path(run_dir) / "eval" / split
+    shards = [shard_path(out, (k, n_shards)) for k in range(n_shards)]
+    missing = [str(p) for p in shards if not p.exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"shard files missing: {missing}; run `panollava eval CONFIG --run {run_dir} "
+            f"--shard K/{n_shards}` for each"
+        )
+    from panollava.data.datasets import split_rows
+
+    expected = {
+        it.key for it in unique_items([EvalItem(r.url, r.query) for r in split_rows(cfg, split)])
+    }
+    merged = merge_shards(shards, out / "predictions.csv.tmp")
+    with merged.open(newline="", encoding="utf-8") as f:
+        got = {(r["url"], r["query"]) for r in csv.DictReader(f)}
+    lacking = expected - got
+    if lacking:
+        merged.unlink()
+        position = {key: i for i, key in enumerate(sorted(expected))}  # as run_generation shards
+        incomplete = sorted({position[key] % n_shards for key in lacking})
+        raise ValueError(
+            f"{len(lacking)} of {len(expected)} pairs have no prediction yet (shards "
+            f"{incomplete} of {n_shards} unfinished); rerun those shards, they resume"
+        )
+    extra = got - expected
+    if extra:
+        merged.unlink()
+        raise ValueError(
+            f"{len(extra)} predicted pairs are not in the {split} references, e.g. "
+            f"{sorted(extra)[0]}; the shards were made with a different config"
+        )
+    final = merged.replace(out / "predictions.csv")
+    return _score(cfg, split, final, n_boot)

@@ -1,4 +1,4 @@
-"""``panollava infer``: answer a query about one panorama with a PanoAdapt family model."""
+"""``panollava infer``: answer a query about one panorama with a trained run or a VLM family."""
 
 from __future__ import annotations
 
@@ -9,22 +9,63 @@ from typing import Annotated
 import typer
 
 
+def load_predictor(
+    run: Path | None,
+    family: str,
+    model: str | None,
+    size: int,
+    max_new_tokens: int,
+    *,
+    tiny_corpus: list[str] | None = None,
+):
+    """A :class:`~panollava.inference.Predictor` for ``--run`` or ``--family/--model``.
+
+    Exits with a clear message (code 2) when the run folder is not usable.
+    """
+    from rich.console import Console
+
+    from panollava.config import ViewsConfig
+    from panollava.inference import Predictor, RunNotTrainedError
+
+    if run is not None:
+        try:
+            return Predictor.from_run(run, max_new_tokens=max_new_tokens)
+        except (FileNotFoundError, RunNotTrainedError) as exc:
+            Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+    return Predictor.from_family(
+        family,
+        model,
+        views=ViewsConfig(tile_size=size),
+        max_new_tokens=max_new_tokens,
+        tiny_corpus=tiny_corpus,
+    )
+
+
 def infer_command(
     image: Annotated[Path, typer.Option("--image", help="Equirectangular panorama.")],
     query: Annotated[str, typer.Option("--query", help="The question / caption query.")],
+    run: Annotated[
+        Path | None,
+        typer.Option(
+            "--run",
+            help="A `panollava train` run folder (PanoLLaVA or PanoAdapt): its model, trained "
+            "weights, views and image settings.",
+        ),
+    ] = None,
     family: Annotated[
-        str, typer.Option(help="VLM family: qwen2_5_vl, qwen2_vl, internvl, gemma3.")
+        str,
+        typer.Option(help="Without --run: VLM family (qwen2_5_vl, qwen2_vl, internvl, gemma3)."),
     ] = "qwen2_5_vl",
     model: Annotated[
         str | None,
         typer.Option(
             "--model",
-            help="HF id or local folder (default: the family's checkpoint); "
+            help="Without --run: HF id or local folder (default: the family's checkpoint); "
             "'tiny' builds a random-weight stand-in (offline smoke test).",
         ),
     ] = None,
-    strategy: Annotated[str, typer.Option(help="View strategy.")] = "anyres_e2p",
-    size: Annotated[int, typer.Option(help="Tile size in pixels.")] = 448,
+    size: Annotated[int, typer.Option(help="Without --run: tile size in pixels.")] = 448,
     max_new_tokens: Annotated[int, typer.Option(help="Greedy decoding length.")] = 128,
     show_views: Annotated[
         Path | None, typer.Option(help="Also write the views figure and files to this folder.")
@@ -33,45 +74,53 @@ def infer_command(
     """Print the model's answer for QUERY about IMAGE (views built exactly as in training)."""
     from rich.console import Console
 
-    from panollava.config import ImageConfig, ViewsConfig
-    from panollava.data.images import ImageLoadError, load_erp
-    from panollava.models.adapters.collate import AdaptSample
-    from panollava.models.adapters.loading import load_adapter
-    from panollava.views import build_viewset, required_erp_width
+    from panollava.data.images import ImageLoadError
 
     console = Console(stderr=True)
-    views = ViewsConfig(strategy=strategy, tile_size=size)
+    if not image.is_file():  # before loading a model that may take minutes
+        console.print(f"[bold red]error:[/] file not found: {image}", highlight=False)
+        raise typer.Exit(2)
+    predictor = load_predictor(run, family, model, size, max_new_tokens, tiny_corpus=[query])
     try:
-        erp = load_erp(image, cfg=ImageConfig(), min_width=required_erp_width(views))
+        erp, viewset = predictor.load(image)
     except ImageLoadError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
-    viewset = build_viewset(erp, views)
     if show_views is not None:
         from panollava.views.figure import save_views_figure
         from panollava.views.io import save_viewset
 
         save_viewset(viewset, show_views, source=image)
         save_views_figure(erp, viewset, show_views / "views.png")
-    loaded = load_adapter(family, views, checkpoint=model, tiny_corpus=[query])
-    batch = loaded.collate(train=False)([AdaptSample(viewset.pixels, query, url=str(image))])
-    tokenizer = loaded.processor.tokenizer
-    new = loaded.wrapper.generate(
-        batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id
-    )
-    answer = tokenizer.decode(new[0], skip_special_tokens=True).strip()
-    typer.echo(answer)
-    console.print(
-        json.dumps(
-            {
-                "family": family,
-                "model": model or loaded.facts.default_checkpoint,
-                "views": len(viewset),
-            }
-        ),
-        highlight=False,
-    )
+    typer.echo(predictor.answer(viewset, query))
+    summary = {"model": predictor.name, "views": len(viewset)}
+    if predictor.cfg.model is not None and predictor.cfg.model.system == "panoadapt":
+        summary["family"] = predictor.cfg.model.family
+    console.print(json.dumps(summary, ensure_ascii=False), highlight=False)
+
+
+def export_command(
+    run: Annotated[Path, typer.Option("--run", help="A `panollava train` run folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write (must not exist).")],
+) -> None:
+    """Merge LoRA and save the run's model as standard HF folder(s) (safetensors) + panorama.json."""
+    from rich.console import Console
+
+    from panollava.inference import RunNotTrainedError
+    from panollava.models.export import export_run
+
+    console = Console(stderr=True)
+    if out.exists():
+        console.print(f"[bold red]error:[/] {out} exists; choose a new folder", highlight=False)
+        raise typer.Exit(2)
+    try:
+        done = export_run(run, out)
+    except (FileNotFoundError, RunNotTrainedError) as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    console.print(f"[green]exported:[/] {done}")
 
 
 def register(app: typer.Typer) -> None:
     app.command("infer")(infer_command)
+    app.command("export")(export_command)

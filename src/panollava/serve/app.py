@@ -49,8 +49,15 @@ def _png(pixels: torch.Tensor, max_width: int | None = None) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def create_app(answer: Answerer, views: ViewsConfig, *, title: str = "panollava") -> FastAPI:
-    """The demo app answering with ``answer`` on views built by ``views``."""
+def create_app(
+    answer: Answerer,
+    views: ViewsConfig,
+    *,
+    image: ImageConfig | None = None,
+    title: str = "panollava",
+) -> FastAPI:
+    """The demo app answering with ``answer`` on views built by ``views`` (decoding per ``image``)."""
+    image_cfg = image or ImageConfig()
     app = FastAPI(title=title)
     store: dict[str, tuple[torch.Tensor, ViewSet]] = {}
 
@@ -70,7 +77,7 @@ def create_app(answer: Answerer, views: ViewsConfig, *, title: str = "panollava"
             try:
                 # Enough pixels for both the views and a crisp 360° viewer on the page.
                 min_width = max(required_erp_width(views) or 0, VIEWER_WIDTH)
-                erp = load_erp(tmp.name, cfg=ImageConfig(), min_width=min_width)
+                erp = load_erp(tmp.name, cfg=image_cfg, min_width=min_width)
             except ImageLoadError as exc:
                 raise HTTPException(
                     400, str(exc).replace(tmp.name, file.filename or "upload")

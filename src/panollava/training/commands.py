@@ -42,23 +42,97 @@ def train_command(
     console.print(f"[green]run folder:[/] {done}")
 
 
+def _parse_shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise typer.BadParameter(f"--shard takes K/N (e.g. 0/4), got {text!r}") from None
+    if not 0 <= k < n:
+        raise typer.BadParameter(f"--shard K/N needs 0 <= K < N, got {text!r}")
+    return k, n
+
+
 def eval_command(
-    config: Annotated[Path, typer.Argument(help="The YAML config the run was trained with.")],
-    run: Annotated[Path, typer.Option("--run", help="Run folder (runs/<experiment>/<stamp>).")],
+    config: Annotated[
+        Path,
+        typer.Argument(help="The run's config (RUN/config.yaml) or the YAML it was trained with."),
+    ],
+    run: Annotated[
+        Path,
+        typer.Option(
+            "--run",
+            "--run-dir",
+            help="Run folder (runs/<experiment>/<stamp>); spell it --run-dir under torchrun, "
+            "whose own parser claims --run.",
+        ),
+    ],
     split: Annotated[str, typer.Option(help="Data split to evaluate.")] = "test",
     max_new_tokens: Annotated[int, typer.Option(help="Greedy decoding length.")] = 128,
-    batch_size: Annotated[int, typer.Option(help="Prompts per generation batch.")] = 16,
+    batch_size: Annotated[int, typer.Option(help="Most prompts per generation batch.")] = 16,
+    token_budget: Annotated[
+        int | None, typer.Option(help="Most padded prompt tokens per batch (batch x longest).")
+    ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="K/N: answer every N-th pair starting at K into predictions.shard-K-of-N.csv "
+            "(default under torchrun: RANK/WORLD_SIZE, rank 0 merges and scores)."
+        ),
+    ] = None,
+    merge: Annotated[
+        int | None,
+        typer.Option(help="Merge the N finished shard files into predictions.csv and score."),
+    ] = None,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CIs.")] = 200,
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="transformers (default, every model) or vllm (PanoAdapt runs without PanoRoPE, "
+            "needs `pip install vllm` and CUDA; generates from the run's merged export)."
+        ),
+    ] = "transformers",
     overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides.")] = None,
 ) -> None:
-    """Generate for every (image, query) pair of SPLIT, score it (grouped) and write the report."""
+    """Generate once per (image, query) pair of SPLIT (resumable, shardable), score, report."""
     from rich.console import Console
 
-    from panollava.config import load_config
-    from panollava.evaluation.run_eval import evaluate_run
+    from panollava.config import ConfigError, load_config
+    from panollava.evaluation.run_eval import evaluate_run, merge_and_score
+    from panollava.evaluation.vllm_backend import VLLMUnavailableError
 
-    cfg = load_config(config, overrides)
-    out = evaluate_run(cfg, run, split=split, max_new_tokens=max_new_tokens, batch_size=batch_size)
-    Console(stderr=True).print(f"[green]evaluation:[/] {out}")
+    console = Console(stderr=True)
+    try:
+        cfg = load_config(config, overrides)
+    except ConfigError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    if merge is not None:
+        if shard is not None:
+            raise typer.BadParameter("use either --shard (generate) or --merge (join + score)")
+        try:
+            out = merge_and_score(cfg, run, merge, split=split, n_boot=n_boot)
+        except (FileNotFoundError, ValueError) as exc:
+            console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+    else:
+        try:
+            out = evaluate_run(
+                cfg,
+                run,
+                split=split,
+                max_new_tokens=max_new_tokens,
+                batch_size=batch_size,
+                token_budget=token_budget,
+                n_boot=n_boot,
+                shard=_parse_shard(shard),
+                backend=backend,
+            )
+        except VLLMUnavailableError as exc:
+            console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+    console.print(f"[green]evaluation:[/] {out}")
 
 
 def register(app: typer.Typer) -> None:

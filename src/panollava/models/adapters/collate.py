@@ -37,6 +37,12 @@ def view_label(view: ViewMeta) -> str:
     return f"yaw {view.yaw_deg:+.0f}°, pitch {view.pitch_deg:+.0f}°"
 
 
+def view_arrays(views: torch.Tensor) -> list[np.ndarray]:
+    """Views ``(V, 3, h, w)`` in ``[0, 1]`` -> V ``(h, w, 3)`` uint8 arrays (what processors take)."""
+    u8 = (views.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    return [np.ascontiguousarray(v) for v in u8]
+
+
 class AdapterCollate:
     """``list[AdaptSample] -> batch`` for ``PanoAdaptModel`` (processor outputs + labels)."""
 
@@ -59,7 +65,8 @@ class AdapterCollate:
         self.train = train
         self.labels = [view_label(v) for v in views] if (view_labels and views) else None
 
-    def _messages(self, sample: AdaptSample) -> list[dict]:
+    def messages(self, sample: AdaptSample) -> list[dict]:
+        """The chat turn: one image entry per view (optionally labelled), then the query."""
         content: list[dict] = []
         for k in range(sample.views.shape[0]):
             if self.labels is not None:
@@ -79,16 +86,10 @@ class AdapterCollate:
 
     def __call__(self, samples: Sequence[AdaptSample]) -> dict:
         prompts = [
-            self.processor.apply_chat_template(self._messages(s), add_generation_prompt=True)
+            self.processor.apply_chat_template(self.messages(s), add_generation_prompt=True)
             for s in samples
         ]
-        images = [  # per sample, its views as (h, w, 3) uint8 arrays
-            [
-                np.ascontiguousarray((v.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy())
-                for v in s.views
-            ]
-            for s in samples
-        ]
+        images = [view_arrays(s.views) for s in samples]
         prompt_len = [
             len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts
         ]

@@ -1,0 +1,122 @@
+"""Optional vLLM generation backend for PanoAdapt runs (``panollava eval ... --backend vllm``).
+
+vLLM serves a standard HF folder, so the run is first exported (LoRA merged, see
+:func:`panollava.models.export.export_run`) to ``RUN/export``. Prompts are the chat turns the
+transformers path builds (:meth:`AdapterCollate.messages`: one image per view, optional view
+labels, the query) and the images are the same views, so both backends answer the same
+question. Refused, with the reason, for:
+
+* PanoLLaVA runs (a custom architecture vLLM does not know);
+* PanoRoPE runs (vLLM computes its own position ids, which would silently differ from training);
+* machines without vLLM (``pip install vllm``; it needs CUDA).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from panollava.config import PanoConfig
+
+__all__ = ["VLLMPredictor", "VLLMUnavailableError", "check_vllm_supported"]
+
+
+class VLLMUnavailableError(RuntimeError):
+    """vLLM cannot serve this run here (not installed, or the run needs what vLLM lacks)."""
+
+
+def check_vllm_supported(cfg: PanoConfig) -> None:
+    """Raise :class:`VLLMUnavailableError` naming why ``cfg``'s model cannot run on vLLM."""
+    model = cfg.model
+    if model is None or model.system != "panoadapt":
+        raise VLLMUnavailableError(
+            "the vLLM backend serves PanoAdapt family models; PanoLLaVA is a custom architecture: "
+            "use --backend transformers"
+        )
+    if model.panorope:
+        raise VLLMUnavailableError(
+            "this run uses PanoRoPE (model.panorope=true); vLLM computes its own position ids, "
+            "so its answers would not be the trained model's: use --backend transformers"
+        )
+    if cfg.views.strategy == "native":
+        raise VLLMUnavailableError(
+            "views.strategy=native sends the ERP through the processor's own resizing; the vLLM "
+            "backend sends panollava's views: use --backend transformers"
+        )
+
+
+def import_vllm():
+    try:
+        import vllm
+    except ImportError:
+        raise VLLMUnavailableError(
+            "vLLM is not installed: `pip install vllm` on a CUDA machine, or use the default "
+            "--backend transformers"
+        ) from None
+    return vllm
+
+
+class VLLMPredictor:
+    """``answer_many(questions)`` like :class:`panollava.inference.Predictor`, on vLLM.
+
+    ``export_dir`` is a folder written by ``panollava export`` (it holds ``panorama.json``).
+    """
+
+    def __init__(
+        self,
+        export_dir: str | Path,
+        *,
+        max_new_tokens: int = 128,
+        view_labels: bool = False,
+        llm_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        from transformers import AutoProcessor
+
+        from panollava.config import ViewsConfig
+        from panollava.models.adapters.collate import AdapterCollate
+        from panollava.views import make_layout
+
+        vllm = import_vllm()
+        export_dir = Path(export_dir)
+        meta = json.loads((export_dir / "panorama.json").read_text())
+        if meta.get("panorope"):
+            raise VLLMUnavailableError(f"{export_dir} was trained with PanoRoPE (see above)")
+        views = ViewsConfig.model_validate(meta["views"])
+        layout = make_layout(views)
+        self.processor = AutoProcessor.from_pretrained(export_dir)
+        self._prompts = AdapterCollate(
+            self.processor,
+            image_token_id=-1,  # unused: the collate only builds chat turns here
+            end_of_turn="",
+            max_text_length=1 << 30,
+            train=False,
+            views=layout.views,
+            view_labels=view_labels,
+        )
+        self.llm = vllm.LLM(
+            model=str(export_dir),
+            limit_mm_per_prompt={"image": len(layout.views)},
+            **(llm_kwargs or {}),
+        )
+        self.params = vllm.SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+
+    def requests(self, questions: Sequence[Any]) -> list[dict[str, Any]]:
+        """vLLM prompt dicts: the chat-templated text and the views as PIL images."""
+        from PIL import Image
+
+        from panollava.models.adapters.collate import view_arrays
+
+        out = []
+        for q in questions:
+            text = self.processor.apply_chat_template(
+                self._prompts.messages(q), add_generation_prompt=True, tokenize=False
+            )
+            images = [Image.fromarray(a) for a in view_arrays(q.views)]
+            out.append({"prompt": text, "multi_modal_data": {"image": images}})
+        return out
+
+    def answer_many(self, questions: Sequence[Any]) -> list[str]:
+        outputs = self.llm.generate(self.requests(questions), self.params, use_tqdm=False)
+        return [o.outputs[0].text.strip() for o in outputs]

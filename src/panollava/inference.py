@@ -1,0 +1,141 @@
+"""One way to answer queries about panoramas, shared by ``infer``, ``serve`` and ``eval``.
+
+A :class:`Predictor` pairs a built System (PanoLLaVA or a PanoAdapt family) with the views and
+image settings it was trained with, so a panorama is cut exactly as in training::
+
+    predictor = Predictor.from_run("runs/tiny/20261201-120000")      # a trained run
+    predictor = Predictor.from_family("qwen2_5_vl")                   # an off-the-shelf VLM
+    erp, viewset = predictor.load("pano.jpg")
+    print(predictor.answer(viewset, "What is on the left of the door?"))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from panollava.config import ImageConfig, PanoConfig, ViewsConfig
+from panollava.views import ViewSet, build_viewset, required_erp_width
+
+__all__ = ["Predictor", "Question", "RunNotTrainedError"]
+
+
+class RunNotTrainedError(RuntimeError):
+    """The run folder holds no finished stage, so there are no trained weights to answer with."""
+
+
+@dataclass
+class Question:
+    """One panorama question in the shape both collates read: views ``(V, 3, h, w)`` in ``[0, 1]``."""
+
+    views: torch.Tensor
+    query: str
+    answer: str | None = None
+    references: tuple[str, ...] = ()
+    url: str = ""
+
+
+class Predictor:
+    """Greedy answers from a System (``eval_collate`` + ``generate`` + ``tokenizer``)."""
+
+    def __init__(
+        self, cfg: PanoConfig, system: Any, *, max_new_tokens: int = 128, name: str = ""
+    ) -> None:
+        self.cfg = cfg
+        self.system = system
+        self.max_new_tokens = max_new_tokens
+        self.name = name or cfg.experiment
+        self._collate = system.eval_collate()
+
+    # ---------------------------------------------------------------- building
+    @classmethod
+    def from_run(cls, run_dir: str | Path, *, max_new_tokens: int = 128) -> Predictor:
+        """The model of a ``panollava train`` run folder, every finished stage's weights loaded."""
+        from panollava.config import load_config
+        from panollava.evaluation.run_eval import load_trained_system
+        from panollava.training.run import RunState
+
+        run_dir = Path(run_dir)
+        config = run_dir / "config.yaml"
+        if not config.is_file():
+            raise FileNotFoundError(
+                f"{run_dir} is not a run folder (no config.yaml); pass the folder "
+                "`panollava train` printed, e.g. runs/<experiment>/<timestamp>"
+            )
+        cfg = load_config(config)
+        state = RunState.load(run_dir, [s.name for s in cfg.train.stages])
+        done = [r.name for r in state.stages if r.status == "done"]
+        if not done:
+            raise RunNotTrainedError(
+                f"{run_dir} has no finished stage (stages.json: "
+                f"{[(r.name, r.status) for r in state.stages]}); finish training with "
+                f"`panollava train {config} --run-dir {run_dir} --resume`"
+            )
+        system = load_trained_system(cfg, run_dir)
+        name = f"{cfg.experiment} ({run_dir.name}, stages: {', '.join(done)})"
+        return cls(cfg, system, max_new_tokens=max_new_tokens, name=name)
+
+    @classmethod
+    def from_family(
+        cls,
+        family: str,
+        model: str | None = None,
+        *,
+        views: ViewsConfig | None = None,
+        max_new_tokens: int = 128,
+        tiny_corpus: Sequence[str] | None = None,
+    ) -> Predictor:
+        """An untrained PanoAdapt family model: HF id, local folder (e.g. an export) or ``tiny``."""
+        from panollava.models.adapters.loading import load_adapter
+        from panollava.models.adapters.schema import PanoAdaptConfig
+        from panollava.models.adapters.system import PanoAdaptSystem
+
+        views = views or ViewsConfig()
+        tiny = model == "tiny"
+        mcfg = PanoAdaptConfig(
+            family=family, source="tiny" if tiny else "pretrained", checkpoint=model
+        )
+        cfg = PanoConfig(experiment=f"{family}", views=views, model=mcfg)
+        loaded = load_adapter(
+            family,
+            views,
+            checkpoint="tiny" if tiny else mcfg.resolved_checkpoint(),
+            tiny_corpus=list(tiny_corpus or ["what is there in the panorama"]),
+        )
+        name = f"{family} · {model or mcfg.resolved_checkpoint()}"
+        return cls(cfg, PanoAdaptSystem(cfg, loaded), max_new_tokens=max_new_tokens, name=name)
+
+    # ----------------------------------------------------------------- answers
+    @property
+    def views_cfg(self) -> ViewsConfig:
+        return self.cfg.views
+
+    @property
+    def image_cfg(self) -> ImageConfig:
+        return self.cfg.image
+
+    def load(
+        self, image: str | Path, *, min_width: int | None = None
+    ) -> tuple[torch.Tensor, ViewSet]:
+        """Decode ``image`` (at the resolution the views need) and cut its views."""
+        from panollava.data.images import load_erp
+
+        need = max(required_erp_width(self.views_cfg) or 0, min_width or 0) or None
+        erp = load_erp(image, cfg=self.image_cfg, min_width=need)  # (3, H, W)
+        return erp, build_viewset(erp, self.views_cfg)
+
+    @torch.no_grad()
+    def answer_many(self, questions: Sequence[Question]) -> list[str]:
+        """Answers for a batch of questions (one generate call)."""
+        batch = self._collate(list(questions))
+        new = self.system.generate(batch, max_new_tokens=self.max_new_tokens)
+        tokenizer = self.system.tokenizer
+        return [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+    def answer(self, viewset: ViewSet, query: str) -> str:
+        """The answer to ``query`` about the panorama cut into ``viewset``."""
+        return self.answer_many([Question(viewset.pixels, query)])[0]

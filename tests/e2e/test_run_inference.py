@@ -1,0 +1,214 @@
+"""Trained runs at use time: ``infer --run``, evaluation killed with SIGKILL and resumed, and
+evaluation sharded over processes (torchrun and by hand) then merged — all against an
+uninterrupted single-process evaluation of the same run."""
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from panollava.cli import app
+from panollava.config import load_config
+from panollava.data.datasets import split_rows
+
+EVAL_ARGS = ["--batch-size", "1", "--max-new-tokens", "8", "--n-boot", "5"]
+
+
+def _eval_cmd(run: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "panollava.cli",
+        "eval",
+        str(run / "config.yaml"),
+        "--run",
+        str(run),
+        *EVAL_ARGS,
+        *extra,
+    ]
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def reference(panollava_run: Path, tmp_path_factory) -> Path:
+    """``predictions.csv`` of one uninterrupted single-process evaluation (kept aside)."""
+    subprocess.run(_eval_cmd(panollava_run), check=True, capture_output=True, text=True)
+    keep = tmp_path_factory.mktemp("reference") / "predictions.csv"
+    shutil.copy(panollava_run / "eval" / "test" / "predictions.csv", keep)
+    shutil.rmtree(panollava_run / "eval")
+    return keep
+
+
+def _infer(args: list[str]):
+    return CliRunner().invoke(app, ["infer", *args])
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("which", ["panollava_run", "panoadapt_run"])
+def test_infer_run_answers_like_eval(which, request, tmp_path):
+    """``infer --run`` loads the trained weights and views: the same answer as the evaluation."""
+    run: Path = request.getfixturevalue(which)
+    cfg = load_config(run / "config.yaml")
+    row = split_rows(cfg, "test")[0]
+    from panollava.evaluation.run_eval import evaluate_run
+
+    out = evaluate_run(cfg, run, max_new_tokens=8, batch_size=1, n_boot=5)
+    expected = {(r["url"], r["query"]): r["prediction"] for r in _rows(out / "predictions.csv")}
+    shutil.rmtree(run / "eval")
+    res = _infer(
+        [
+            "--run",
+            str(run),
+            "--image",
+            str(row.image),
+            "--query",
+            row.query,
+            "--max-new-tokens",
+            "8",
+            "--show-views",
+            str(tmp_path),
+        ]
+    )
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines()[0] == expected[(row.url, row.query)]
+    assert (tmp_path / "views.png").exists()
+
+
+def test_infer_run_refuses_folders_without_weights(tmp_path, panollava_run):
+    res = _infer(["--run", str(tmp_path), "--image", __file__, "--query", "q"])
+    assert res.exit_code == 2 and "not a run folder" in " ".join(res.output.split())
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    shutil.copy(panollava_run / "config.yaml", fresh / "config.yaml")
+    res = _infer(["--run", str(fresh), "--image", __file__, "--query", "q"])
+    assert res.exit_code == 2 and "no finished stage" in " ".join(res.output.split())
+
+
+@pytest.mark.e2e
+def test_eval_killed_mid_run_resumes_to_the_same_file(panollava_run, reference):
+    total = len(_rows(reference))
+    preds = panollava_run / "eval" / "test" / "predictions.csv"
+    proc = subprocess.Popen(
+        _eval_cmd(panollava_run), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            if preds.exists() and preds.read_bytes().count(b"\n") >= 2:  # header + >= 1 row
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, "evaluation ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    written = len(_rows(preds))
+    assert 1 <= written < total  # killed mid-run
+    subprocess.run(_eval_cmd(panollava_run), check=True, capture_output=True, text=True)
+    assert preds.read_bytes() == reference.read_bytes()  # no row lost, duplicated or changed
+    assert (preds.parent / "metrics.json").exists()
+    shutil.rmtree(panollava_run / "eval")
+
+
+def _as_dict(path: Path) -> dict[tuple[str, str], str]:
+    rows = _rows(path)
+    out = {(r["url"], r["query"]): r["prediction"] for r in rows}
+    assert len(out) == len(rows)
+    return out
+
+
+@pytest.mark.e2e
+def test_eval_sharded_with_torchrun_then_merged(panollava_run, reference):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun), "--standalone", "--nproc-per-node", "2", *_eval_cmd(panollava_run)[1:]]
+    cmd[cmd.index("--run")] = "--run-dir"  # torchrun's parser claims a bare --run
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = panollava_run / "eval" / "test"
+    shards = sorted(out.glob("predictions.shard-*-of-2.csv"))
+    assert len(shards) == 2 and all(_rows(s) for s in shards)
+    assert _as_dict(out / "predictions.csv") == _as_dict(reference)
+    assert (out / "metrics.json").exists()
+
+    # the same shards merged by hand (`--merge 2`), then a missing shard named in the error
+    (out / "predictions.csv").unlink()
+    merge = [*_eval_cmd(panollava_run)[3:], "--merge", "2"]
+    res = CliRunner().invoke(app, merge)
+    assert res.exit_code == 0, res.output
+    assert _as_dict(out / "predictions.csv") == _as_dict(reference)
+    shards[1].unlink()
+    res = CliRunner().invoke(app, merge)
+    assert res.exit_code == 2 and "shard-1-of-2" in res.output
+    shutil.rmtree(panollava_run / "eval")
+
+
+@pytest.mark.e2e
+def test_export_panoadapt_run_reloads_with_plain_transformers(panoadapt_run, tmp_path):
+    import torch
+    import transformers
+
+    from panollava.inference import Predictor, Question
+
+    predictor = Predictor.from_run(panoadapt_run)
+    cfg = predictor.cfg
+    _, viewset = predictor.load(split_rows(cfg, "test")[0].image)
+    batch = predictor.system.eval_collate()([Question(viewset.pixels, "what is there")])
+    inputs = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
+    with torch.no_grad():
+        before = predictor.system.model.hf_model(**inputs).logits
+    res = CliRunner().invoke(
+        app, ["export", "--run", str(panoadapt_run), "--out", str(tmp_path / "x")]
+    )
+    assert res.exit_code == 0, res.output
+    cls = getattr(transformers, predictor.system.loaded.facts.model_class)
+    reloaded = cls.from_pretrained(tmp_path / "x").eval()
+    assert not any("lora" in n for n, _ in reloaded.named_parameters())
+    with torch.no_grad():
+        after = reloaded(**inputs).logits
+    assert torch.allclose(before, after, atol=1e-4)
+    res = CliRunner().invoke(
+        app, ["export", "--run", str(panoadapt_run), "--out", str(tmp_path / "x")]
+    )
+    assert res.exit_code == 2 and "exists" in res.output
+
+
+@pytest.mark.e2e
+def test_export_panollava_run_parts(panollava_run, tmp_path):
+    import torch
+    import transformers
+    from safetensors.torch import load_file
+
+    from panollava.inference import Predictor
+
+    model = Predictor.from_run(panollava_run).system.model
+    ids = torch.tensor([[1, 5, 9, 2, 7]])
+    with torch.no_grad():
+        before = model.llm(input_ids=ids).logits
+    res = CliRunner().invoke(
+        app, ["export", "--run", str(panollava_run), "--out", str(tmp_path / "x")]
+    )
+    assert res.exit_code == 0, res.output
+    llm = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "x" / "llm").eval()
+    assert not any("lora" in n for n, _ in llm.named_parameters())
+    with torch.no_grad():
+        assert torch.allclose(before, llm(input_ids=ids).logits, atol=1e-4)
+    vision = transformers.AutoModel.from_pretrained(tmp_path / "x" / "vision")
+    assert sum(p.numel() for p in vision.parameters()) == sum(
+        p.numel() for p in model.encoder.backbone.parameters()
+    )
+    heads = load_file(str(tmp_path / "x" / "panollava_heads.safetensors"))
+    assert any(k.startswith("resampler.") for k in heads) and any(
+        k.startswith("projector.") for k in heads
+    )
