@@ -147,8 +147,8 @@ def load_erp(
     """A panorama as ``(3, H, W)`` float32 in ``[0, 1]``; see the module docstring."""
     arr = decode_image(path, cfg=cfg or ImageConfig(), min_width=min_width)
     pixels = torch.from_numpy(arr).permute(2, 0, 1)  # (3, H, W) view of the HWC buffer
-    if pixels.dtype == torch.uint8:
-        return pixels.float().div_(255.0)
+    if pixels.dtype == torch.uint8:  # one pass: planar float32 (what grid_sample reads fastest)
+        return pixels.to(torch.float32, memory_format=torch.contiguous_format).div_(255.0)
     return pixels.contiguous()
 
 

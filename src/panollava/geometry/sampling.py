@@ -40,6 +40,15 @@ def pad_erp(erp: torch.Tensor, pad: int) -> torch.Tensor:
     return torch.cat((tall[..., -pad:], tall, tall[..., :pad]), dim=-1)
 
 
+def _normalized_grid(coords: torch.Tensor, erp_hw: tuple[int, int], pad: int) -> torch.Tensor:
+    """ERP pixel coordinates ``(..., 2)`` -> ``grid_sample`` grid over the ``pad``-padded ERP."""
+    h, w = erp_hw
+    x = torch.remainder(coords[..., 0] + 0.5, w) - 0.5 + pad  # into padded pixel space
+    y = coords[..., 1] + pad
+    hp, wp = h + 2 * pad, w + 2 * pad
+    return torch.stack(((x + 0.5) * (2.0 / wp) - 1.0, (y + 0.5) * (2.0 / hp) - 1.0), -1)
+
+
 def sample_erp(
     erp: torch.Tensor,
     coords: torch.Tensor,
@@ -50,14 +59,16 @@ def sample_erp(
     Coordinates follow :mod:`.sphere` (pixel centres at integers); ``x`` may be any real number
     (it is wrapped), ``y`` must lie within ``[-0.5, H - 0.5]``.
     """
-    b, _, h, w = erp.shape
     pad = _PAD[mode]
+    grid = _normalized_grid(coords, tuple(erp.shape[-2:]), pad).to(erp.dtype)
+    return _grid_sample(erp, grid, mode, pad)
+
+
+def _grid_sample(
+    erp: torch.Tensor, grid: torch.Tensor, mode: Interpolation, pad: int
+) -> torch.Tensor:
     padded = pad_erp(erp, pad)  # (B, C, H + 2p, W + 2p)
-    x = torch.remainder(coords[..., 0] + 0.5, w) - 0.5 + pad  # into padded pixel space
-    y = coords[..., 1] + pad
-    hp, wp = h + 2 * pad, w + 2 * pad
-    grid = torch.stack(((x + 0.5) * (2.0 / wp) - 1.0, (y + 0.5) * (2.0 / hp) - 1.0), -1)
-    grid = grid.to(padded.dtype).expand(b, *grid.shape[1:])
+    grid = grid.expand(erp.shape[0], *grid.shape[1:])
     return F.grid_sample(padded, grid, mode=mode, padding_mode="border", align_corners=False)
 
 
@@ -66,15 +77,22 @@ def _cached_grid(
     geoms: tuple[ViewGeometry, ...],
     out_hw: tuple[int, int],
     erp_hw: tuple[int, int],
+    pad: int,
     device: str,
     dtype: torch.dtype,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The ready-to-use sampling grid of a layout (normalised for the padded ERP) and its
+    validity mask (``None`` when every pixel is valid, the common case)."""
+    exact = dtype if dtype in (torch.float32, torch.float64) else torch.float32
     coords, valid = zip(
-        *(erp_coords_for_view(g, out_hw, erp_hw, dtype=dtype, device=device) for g in geoms),
+        *(erp_coords_for_view(g, out_hw, erp_hw, dtype=exact, device=device) for g in geoms),
         strict=True,
     )
     # Views stacked along the height axis so one grid_sample call renders them all.
-    return torch.cat(coords, 0)[None], torch.stack(valid, 0)  # (1, V*h, w, 2), (V, h, w)
+    grid = _normalized_grid(torch.cat(coords, 0)[None], erp_hw, pad)  # (1, V*h, w, 2)
+    grid = grid.to(dtype).contiguous()
+    mask = torch.stack(valid, 0)  # (V, h, w)
+    return grid, None if bool(mask.all()) else mask
 
 
 def sample_views(
@@ -87,15 +105,15 @@ def sample_views(
     if erp.ndim != 4:
         raise ValueError(f"erp must be (B, C, H, W), got shape {tuple(erp.shape)}")
     geoms = tuple(geoms)
-    grid_dtype = erp.dtype if erp.dtype in (torch.float32, torch.float64) else torch.float32
-    coords, valid = _cached_grid(
-        geoms, tuple(out_hw), tuple(erp.shape[-2:]), str(erp.device), grid_dtype
-    )
     src = erp if erp.is_floating_point() else erp.float()
-    out = sample_erp(src, coords, mode)  # (B, C, V*h, w)
+    pad = _PAD[mode]
+    grid, valid = _cached_grid(
+        geoms, tuple(out_hw), tuple(src.shape[-2:]), pad, str(src.device), src.dtype
+    )
+    out = _grid_sample(src.contiguous(), grid, mode, pad)  # (B, C, V*h, w)
     b, c = out.shape[:2]
     out = out.view(b, c, len(geoms), *out_hw).transpose(1, 2)  # (B, V, C, h, w)
-    if not bool(valid.all()):
+    if valid is not None:
         out = out * valid[None, :, None].to(out.dtype)
     return out
 
