@@ -38,7 +38,7 @@ def _train_tiny(tmp: Path, recipe: str, overrides: list[str], *, tokenizer: bool
     from panollava.training.trainer import run_training
 
     data = tmp / "data"
-    synthesize(data, n=12, seed=5, width=256, tokenizer=tokenizer)
+    synthesize(data, n=30, seed=5, width=256, tokenizer=tokenizer)
     cfg = load_config(
         REPO / "configs" / recipe,
         [

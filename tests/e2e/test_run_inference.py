@@ -212,3 +212,26 @@ def test_export_panollava_run_parts(panollava_run, tmp_path):
     assert any(k.startswith("resampler.") for k in heads) and any(
         k.startswith("projector.") for k in heads
     )
+
+
+@pytest.mark.e2e
+def test_eval_decodes_each_panorama_once(panollava_run, reference, monkeypatch):
+    """Views are cut once per panorama and reused for all its queries (batches of 2 here)."""
+    import panollava.data.datasets as datasets
+    from panollava.evaluation.run_eval import evaluate_run
+
+    decoded = []
+    real = datasets.load_erp
+    monkeypatch.setattr(
+        datasets, "load_erp", lambda path, **kw: decoded.append(path) or real(path, **kw)
+    )
+    cfg = load_config(panollava_run / "config.yaml")
+    out = evaluate_run(cfg, panollava_run, max_new_tokens=8, batch_size=2, n_boot=5)
+    rows = _rows(out / "predictions.csv")
+    images = {r.image for r in split_rows(cfg, "test")}
+    assert len(rows) == len(_rows(reference)) and len(
+        {(r["url"], r["query"]) for r in rows}
+    ) == len(rows)
+    assert len({r["url"] for r in rows}) < len(rows)  # some panoramas have several queries
+    assert sorted(decoded) == sorted(images)  # ... yet each was decoded exactly once
+    shutil.rmtree(panollava_run / "eval")

@@ -4,7 +4,13 @@ import csv
 
 import pytest
 
-from panollava.evaluation.generation import EvalItem, merge_shards, plan_batches, run_generation
+from panollava.evaluation.generation import (
+    EvalItem,
+    image_shards,
+    merge_shards,
+    plan_batches,
+    run_generation,
+)
 
 
 def _items(n_pairs=10, refs_per_pair=5):
@@ -99,3 +105,26 @@ def test_grouped_eval_of_the_quic360_test_set_generates_each_pair_once(tmp_path)
     out = run_generation(items, predict, tmp_path / "p.csv", max_batch=64)
     assert len(calls) == len(set(calls)) == 1211
     assert len(_read(out)) == 1211
+
+
+def test_batches_keep_each_image_together_ordered_by_length():
+    items = [
+        EvalItem(f"img{i}.jpg", f"q{q}", prompt_tokens=(7 * i + 3 * q) % 11 + 1)
+        for i in range(6)
+        for q in range(4)
+    ]
+    order = [it for b in plan_batches(items, max_batch=3) for it in b]
+    urls = [it.url for it in order]
+    runs = [u for k, u in enumerate(urls) if k == 0 or urls[k - 1] != u]
+    assert sorted(runs) == sorted(set(urls))  # each image's pairs are contiguous
+    longest = [max(it.prompt_tokens for it in items if it.url == u) for u in runs]
+    assert longest == sorted(longest)  # images by their longest prompt
+
+
+def test_shards_split_by_image():
+    items = [EvalItem(f"img{i}.jpg", f"q{q}") for i in range(40) for q in range(3)]
+    for n in (2, 3):
+        owner = image_shards(items, n)
+        assert set(owner) == {it.url for it in items}  # one process per panorama
+        sizes = [sum(1 for s in owner.values() if s == k) for k in range(n)]
+        assert max(sizes) - min(sizes) <= 1  # balanced by image

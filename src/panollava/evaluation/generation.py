@@ -2,10 +2,12 @@
 
 * each (image, query) pair is generated once (the grouped protocol scores it against all its
   references; prior code generated the same answer ~5x per pair);
-* pairs are sorted by prompt length and batched by a token budget;
+* pairs are sorted by prompt length (image by image, so a panorama's views are cut once for all
+  its queries) and batched by a token budget;
 * rows are appended and flushed batch by batch; a rerun skips the pairs already written, so a
   killed evaluation resumes with no row lost or duplicated;
-* ``shard=(k, n)`` gives every n-th pair to process k (multi-GPU / multi-process); ``merge_shards``
+* ``shard=(k, n)`` gives process k the pairs of its share of the images (multi-GPU /
+  multi-process); ``merge_shards``
   joins the shard files into one ``predictions.csv`` in a stable order.
 """
 
@@ -17,7 +19,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PREDICTION_COLUMNS", "EvalItem", "merge_shards", "plan_batches", "run_generation"]
+__all__ = [
+    "PREDICTION_COLUMNS",
+    "EvalItem",
+    "image_shards",
+    "merge_shards",
+    "plan_batches",
+    "run_generation",
+    "unique_items",
+]
 
 PREDICTION_COLUMNS = ("url", "query", "prediction")
 
@@ -50,14 +60,22 @@ def unique_items(items: Sequence[EvalItem]) -> list[EvalItem]:
 def plan_batches(
     items: Sequence[EvalItem], *, max_batch: int, token_budget: int | None = None
 ) -> list[list[EvalItem]]:
-    """Sort by (prompt length, image) and cut into batches of at most ``max_batch`` items whose
-    padded size ``len(batch) * longest_prompt`` stays within ``token_budget``."""
-    ordered = sorted(items, key=lambda it: (it.prompt_tokens, it.url, it.query))
+    """Order the pairs and cut them into batches of at most ``max_batch`` items whose padded size
+    ``len(batch) * longest_prompt`` stays within ``token_budget``.
+
+    Order: images by their longest prompt, each image's pairs together (by prompt length), so
+    batches are near-uniform in length *and* a panorama's views are cut once for all its
+    queries (the loop keeps the views of the images in flight).
+    """
+    longest: dict[str, int] = {}
+    for it in items:
+        longest[it.url] = max(longest.get(it.url, 0), it.prompt_tokens)
+    ordered = sorted(items, key=lambda it: (longest[it.url], it.url, it.prompt_tokens, it.query))
     batches: list[list[EvalItem]] = []
     current: list[EvalItem] = []
     for it in ordered:
-        longest = max([it.prompt_tokens, *(c.prompt_tokens for c in current)])
-        too_big = token_budget is not None and (len(current) + 1) * longest > token_budget
+        longest_here = max([it.prompt_tokens, *(c.prompt_tokens for c in current)])
+        too_big = token_budget is not None and (len(current) + 1) * longest_here > token_budget
         if current and (len(current) >= max_batch or too_big):
             batches.append(current)
             current = []
@@ -65,6 +83,12 @@ def plan_batches(
     if current:
         batches.append(current)
     return batches
+
+
+def image_shards(items: Sequence[EvalItem], n: int) -> dict[str, int]:
+    """``url -> shard`` (of ``n``): whole images round-robin in URL order, so each panorama is
+    decoded by one process only and the shards differ in size by at most one image."""
+    return {url: k % n for k, url in enumerate(sorted({it.url for it in items}))}
 
 
 def _done_keys(path: Path) -> set[tuple[str, str]]:
@@ -102,7 +126,8 @@ def run_generation(
     k, n = shard
     if not 0 <= k < n:
         raise ValueError(f"shard must be (k, n) with 0 <= k < n, got {shard}")
-    todo = sorted(unique_items(items), key=lambda it: it.key)[k::n]
+    owner = image_shards(items, n)
+    todo = [it for it in sorted(unique_items(items), key=lambda it: it.key) if owner[it.url] == k]
     _repair_tail(out_csv)
     done = _done_keys(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)

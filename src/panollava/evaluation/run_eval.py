@@ -14,10 +14,19 @@ from __future__ import annotations
 import csv
 import logging
 import os
+from collections import OrderedDict
 from pathlib import Path
 
+import torch
+
 from panollava.config import PanoConfig
-from panollava.evaluation.generation import EvalItem, merge_shards, run_generation, unique_items
+from panollava.evaluation.generation import (
+    EvalItem,
+    image_shards,
+    merge_shards,
+    run_generation,
+    unique_items,
+)
 from panollava.training.checkpoint import load_trainable
 from panollava.training.run import RunState
 
@@ -63,6 +72,35 @@ def _eval_items(cfg: PanoConfig, split: str, tokenizer) -> tuple[list[EvalItem],
         for (url, query) in index
     ]
     return items, index, dataset
+
+
+class _QuestionSource:
+    """``(url, query) -> Question``, cutting each panorama's views once for all its queries.
+
+    The batches come image by image (:func:`plan_batches`), so keeping the views of the last
+    ``keep`` images is enough for every image to be decoded exactly once.
+    """
+
+    def __init__(self, dataset, index: dict[tuple[str, str], int], keep: int) -> None:
+        self.dataset, self.index, self.keep = dataset, index, keep
+        self._views: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self.decoded = 0  # panoramas decoded so far (reported, and checked by the tests)
+
+    def __call__(self, key: tuple[str, str]):
+        from panollava.inference import Question
+
+        group = self.dataset.groups[self.index[key]]
+        row = group.rows[0]
+        views = self._views.get(row.url)
+        if views is None:
+            views, _ = self.dataset.load_views(row, None)  # (V, 3, h, w), no augmentation
+            self.decoded += 1
+            self._views[row.url] = views
+            if len(self._views) > self.keep:
+                self._views.popitem(last=False)
+        else:
+            self._views.move_to_end(row.url)
+        return Question(views, row.query, None, group.references, row.url)
 
 
 def _references(cfg: PanoConfig, split: str) -> Path:
@@ -113,8 +151,10 @@ def evaluate_run(
     predictor, tokenizer = _predictor(cfg, run_dir, backend, max_new_tokens)
     items, index, dataset = _eval_items(cfg, split, tokenizer)
 
+    questions = _QuestionSource(dataset, index, keep=batch_size + 1)
+
     def predict(batch: list[EvalItem]) -> list[str]:
-        return predictor.answer_many([dataset[index[it.key]] for it in batch])
+        return predictor.answer_many([questions(it.key) for it in batch])
 
     log.info("evaluating %d unique pairs of %s (shard %d of %d)", len(items), split, *shard)
     predictions = run_generation(
@@ -125,6 +165,7 @@ def evaluate_run(
         token_budget=token_budget,
         shard=shard,
     )
+    log.info("%d panoramas decoded for this evaluation", questions.decoded)
     k, n = shard
     if n == 1:
         return _score(cfg, split, predictions, n_boot)
@@ -191,17 +232,16 @@ def merge_and_score(
         )
     from panollava.data.datasets import split_rows
 
-    expected = {
-        it.key for it in unique_items([EvalItem(r.url, r.query) for r in split_rows(cfg, split)])
-    }
+    pairs = unique_items([EvalItem(r.url, r.query) for r in split_rows(cfg, split)])
+    expected = {it.key for it in pairs}
     merged = merge_shards(shards, out / "predictions.csv.tmp")
     with merged.open(newline="", encoding="utf-8") as f:
         got = {(r["url"], r["query"]) for r in csv.DictReader(f)}
     lacking = expected - got
     if lacking:
         merged.unlink()
-        position = {key: i for i, key in enumerate(sorted(expected))}  # as run_generation shards
-        incomplete = sorted({position[key] % n_shards for key in lacking})
+        owner = image_shards(pairs, n_shards)
+        incomplete = sorted({owner[it.url] for it in pairs if it.key in lacking})
         raise ValueError(
             f"{len(lacking)} of {len(expected)} pairs have no prediction yet (shards "
             f"{incomplete} of {n_shards} unfinished); rerun those shards, they resume"
