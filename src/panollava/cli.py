@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from panollava.cli_support import console, fail, load_config_or_fail
 from panollava.config import ConfigError, config_to_yaml, load_config
 
 app = typer.Typer(
@@ -22,13 +22,7 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Validate and show YAML configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-console = Console(stderr=True)
-
-
-def fail(message: str, code: int = 2) -> None:
-    """Print a red error and exit with ``code``."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
+__all__ = ["app", "fail"]
 
 
 @config_app.command("validate")
@@ -59,10 +53,7 @@ def config_show(
     if file is not None and "=" in str(file):  # only overrides were given
         overrides = [str(file), *(overrides or [])]
         file = None
-    try:
-        cfg = load_config(file, overrides)
-    except ConfigError as exc:
-        fail(str(exc))
+    cfg = load_config_or_fail(file, overrides)
     typer.echo(config_to_yaml(cfg), nl=False)
 
 

@@ -9,18 +9,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from panollava.cli_support import console, fail
+
 __all__ = ["register"]
 
 data_app = typer.Typer(
     help="Check, download and synthesise panorama datasets.", no_args_is_help=True
 )
 out_console = Console(width=140)
-err_console = Console(stderr=True)
-
-
-def _fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
 
 
 def _issue_table(report, limit: int) -> Table:
@@ -74,12 +70,12 @@ def check(
     from panollava.data.validate import validate_rows
 
     if mode not in ("decode", "header"):
-        _fail(f"--mode must be 'decode' or 'header', got {mode!r}")
+        fail(f"--mode must be 'decode' or 'header', got {mode!r}")
     try:
         rows = read_split(files, image_root=images, cache_dir=cache)
         report = validate_rows(rows, images=mode, allow=allow or ())  # type: ignore[arg-type]
     except (DataError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if report.issues:
         out_console.print(_issue_table(report, limit))
     out_console.print(_summary_table(report, files))
@@ -88,9 +84,7 @@ def check(
         out_console.print(f"all issues written to {report_path}")
     if not report.ok:
         bad = len(report.bad_rows())
-        err_console.print(
-            f"[bold red]{len(report.errors)} error(s)[/] on {bad} of {report.rows} rows"
-        )
+        console.print(f"[bold red]{len(report.errors)} error(s)[/] on {bad} of {report.rows} rows")
         raise typer.Exit(1)
     out_console.print(f"[green]ok[/]: {report.rows} rows, {report.images} images")
 
@@ -120,11 +114,11 @@ def download(
         max_bytes=int(max_mb * 1024 * 1024),
     )
     try:
-        with Progress(console=err_console, transient=True) as bar:
+        with Progress(console=console, transient=True) as bar:
             task = bar.add_task("downloading", total=None)
             report = download_table(file, out, opts=opts, progress=lambda e: bar.advance(task))
     except DataError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     table = Table(title=f"{file.name} -> {out}")
     table.add_column("status")
     table.add_column("urls", justify="right")
@@ -156,7 +150,7 @@ def synth(
     try:
         result = synthesize(out, n=n, seed=seed, width=width, tokenizer=tokenizer)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     table = Table(title=f"synthetic panoramas in {out} ({result.seconds:.1f} s)")
     for col in ("split", "images", "rows", "table"):
         table.add_column(col)

@@ -46,7 +46,7 @@ CoreNLPOpt = Annotated[
 @contextmanager
 def _clear_errors():
     """Turn the library's input/tool errors into one red line and exit code 2."""
-    from panollava.cli import fail
+    from panollava.cli_support import fail
     from panollava.evaluation.javatools import JavaError
     from panollava.evaluation.tables import TableError
 
@@ -57,7 +57,7 @@ def _clear_errors():
 
 
 def _console():
-    from panollava.cli import console
+    from panollava.cli_support import console
 
     return console
 

@@ -22,17 +22,13 @@ def load_predictor(
 
     Exits with a clear message (code 2) when the run folder is not usable.
     """
-    from rich.console import Console
-
+    from panollava.cli_support import user_errors
     from panollava.config import ViewsConfig
     from panollava.inference import Predictor, RunNotTrainedError
 
     if run is not None:
-        try:
+        with user_errors(FileNotFoundError, RunNotTrainedError):
             return Predictor.from_run(run, max_new_tokens=max_new_tokens)
-        except (FileNotFoundError, RunNotTrainedError) as exc:
-            Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(2) from None
     return Predictor.from_family(
         family,
         model,
@@ -72,20 +68,14 @@ def infer_command(
     ] = None,
 ) -> None:
     """Print the model's answer for QUERY about IMAGE (views built exactly as in training)."""
-    from rich.console import Console
-
+    from panollava.cli_support import console, fail, user_errors
     from panollava.data.images import ImageLoadError
 
-    console = Console(stderr=True)
     if not image.is_file():  # before loading a model that may take minutes
-        console.print(f"[bold red]error:[/] file not found: {image}", highlight=False)
-        raise typer.Exit(2)
+        fail(f"file not found: {image}")
     predictor = load_predictor(run, family, model, size, max_new_tokens, tiny_corpus=[query])
-    try:
+    with user_errors(ImageLoadError):
         erp, viewset = predictor.load(image)
-    except ImageLoadError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
     if show_views is not None:
         from panollava.views.figure import save_views_figure
         from panollava.views.io import save_viewset
@@ -104,20 +94,14 @@ def export_command(
     out: Annotated[Path, typer.Option("--out", help="Folder to write (must not exist).")],
 ) -> None:
     """Merge LoRA and save the run's model as standard HF folder(s) (safetensors) + panorama.json."""
-    from rich.console import Console
-
+    from panollava.cli_support import console, fail, user_errors
     from panollava.inference import RunNotTrainedError
     from panollava.models.export import export_run
 
-    console = Console(stderr=True)
     if out.exists():
-        console.print(f"[bold red]error:[/] {out} exists; choose a new folder", highlight=False)
-        raise typer.Exit(2)
-    try:
+        fail(f"{out} exists; choose a new folder")
+    with user_errors(FileNotFoundError, RunNotTrainedError):
         done = export_run(run, out)
-    except (FileNotFoundError, RunNotTrainedError) as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
     console.print(f"[green]exported:[/] {done}")
 
 

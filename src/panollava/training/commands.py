@@ -24,18 +24,11 @@ def train_command(
     ] = None,
 ) -> None:
     """Train all stages (or --stages) of CONFIG; resume mid-stage with --resume."""
-    from rich.console import Console
-
-    from panollava.config import ConfigError, load_config
+    from panollava.cli_support import console, load_config_or_fail
     from panollava.systems import build_system
     from panollava.training.trainer import run_training
 
-    console = Console(stderr=True)
-    try:
-        cfg = load_config(config, overrides)
-    except ConfigError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+    cfg = load_config_or_fail(config, overrides)
     system = build_system(cfg)
     selected = [s.strip() for s in stages.split(",")] if stages else None
     done = run_training(cfg, system, run_dir=run_dir, resume=resume, stages=selected)
@@ -96,28 +89,18 @@ def eval_command(
     overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides.")] = None,
 ) -> None:
     """Generate once per (image, query) pair of SPLIT (resumable, shardable), score, report."""
-    from rich.console import Console
-
-    from panollava.config import ConfigError, load_config
+    from panollava.cli_support import console, load_config_or_fail, user_errors
     from panollava.evaluation.run_eval import evaluate_run, merge_and_score
     from panollava.evaluation.vllm_backend import VLLMUnavailableError
 
-    console = Console(stderr=True)
-    try:
-        cfg = load_config(config, overrides)
-    except ConfigError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+    cfg = load_config_or_fail(config, overrides)
     if merge is not None:
         if shard is not None:
             raise typer.BadParameter("use either --shard (generate) or --merge (join + score)")
-        try:
+        with user_errors(FileNotFoundError, ValueError):
             out = merge_and_score(cfg, run, merge, split=split, n_boot=n_boot)
-        except (FileNotFoundError, ValueError) as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(2) from None
     else:
-        try:
+        with user_errors(VLLMUnavailableError):
             out = evaluate_run(
                 cfg,
                 run,
@@ -129,9 +112,6 @@ def eval_command(
                 shard=_parse_shard(shard),
                 backend=backend,
             )
-        except VLLMUnavailableError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(2) from None
     console.print(f"[green]evaluation:[/] {out}")
 
 

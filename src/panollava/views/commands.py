@@ -31,15 +31,12 @@ def views_command(
     ] = None,
 ) -> None:
     """Write view_XX.png, views.json (py360convert angle conventions) and views.png."""
-    from rich.console import Console
-
-    from panollava.config import ConfigError, load_config
+    from panollava.cli_support import console, load_config_or_fail, user_errors
     from panollava.data.images import ImageLoadError, load_erp
     from panollava.views import build_viewset, required_erp_width
     from panollava.views.figure import save_views_figure
     from panollava.views.io import save_viewset
 
-    console = Console(stderr=True)
     flags = {
         "strategy": strategy,
         "fov_deg": fov,
@@ -50,17 +47,10 @@ def views_command(
         "global_view": global_view,
     }
     overrides = [f"views.{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
-    try:
-        cfg = load_config(config, [*overrides, *(set_ or [])])
-    except ConfigError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+    cfg = load_config_or_fail(config, [*overrides, *(set_ or [])])
     t0 = time.perf_counter()
-    try:
+    with user_errors(ImageLoadError):
         erp = load_erp(image, cfg=cfg.image, min_width=required_erp_width(cfg.views))
-    except ImageLoadError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
     t1 = time.perf_counter()
     viewset = build_viewset(erp, cfg.views)
     t2 = time.perf_counter()

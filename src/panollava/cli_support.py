@@ -1,0 +1,47 @@
+"""What every ``panollava`` subcommand shares: red one-line errors and exit code 2.
+
+Library code raises exceptions that name the file/row and the fix; commands turn the expected
+ones into a clean message instead of a traceback::
+
+    with user_errors(ImageLoadError, ConfigError):
+        erp = load_erp(image)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+__all__ = ["console", "fail", "load_config_or_fail", "user_errors"]
+
+console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print a red error to stderr and exit with ``code``."""
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def user_errors(*kinds: type[BaseException]) -> Iterator[None]:
+    """Turn the listed exception types into :func:`fail` with their message."""
+    try:
+        yield
+    except kinds as exc:
+        fail(str(exc))
+
+
+def load_config_or_fail(path: Path | None, overrides: list[str] | None = None):
+    """:func:`panollava.config.load_config`, exiting with its message when the config is bad."""
+    from panollava.config import ConfigError, load_config
+
+    try:
+        return load_config(path, overrides)
+    except ConfigError as exc:
+        fail(str(exc))
