@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from panollava.data.schema import AugmentConfig, ColumnsConfig
 from panollava.losses.schema import OverlapLossConfig
 from panollava.models.adapters.schema import PanoAdaptConfig
 from panollava.models.panollava.resamplers.config import check_resampler_compatibility
 from panollava.models.panollava.schema import PanoLLaVAConfig
+from panollava.strict import StrictModel
 from panollava.training.schema import TrainConfig
 
 __all__ = [
@@ -39,12 +40,6 @@ __all__ = [
 
 class ConfigError(ValueError):
     """A configuration file or override is invalid; the message says where and how to fix it."""
-
-
-class StrictModel(BaseModel):
-    """Base for every config section: unknown keys are errors, assignments are validated."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 Strategy = Literal[

@@ -6,7 +6,9 @@ aliases), ``data.augment`` the train-time augmentations that respect the sphere.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from panollava.strict import StrictModel
 
 __all__ = [
     "QUERY_ALIASES",
@@ -21,11 +23,7 @@ QUERY_ALIASES = ("query", "instruction")
 REFERENCE_ALIASES = ("annotation", "response", "reference", "caption")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class ColumnsConfig(_Strict):
+class ColumnsConfig(StrictModel):
     """Column names of annotation tables; ``None`` picks the one alias present in the header."""
 
     url: str | None = Field(None, description=f"image path/URL column; None = one of {URL_ALIASES}")
@@ -35,7 +33,7 @@ class ColumnsConfig(_Strict):
     )
 
 
-class AugmentConfig(_Strict):
+class AugmentConfig(StrictModel):
     """Train-time augmentations (off by default). Randomness comes from a generator seeded by
     ``(seed, epoch, sample index)``, so a resumed run sees exactly the same samples.
 

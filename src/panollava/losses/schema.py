@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from panollava.strict import StrictModel
 
 __all__ = ["OverlapLossConfig"]
 
 
-class OverlapLossConfig(BaseModel):
+class OverlapLossConfig(StrictModel):
     """Overlap-consistency loss between adjacent tiles (SYSTEM.md §4).
 
     The weight of the loss in the total is a per-stage setting (``overlap_weight``).
     """
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     type: Literal["vicreg_pairwise", "vicreg_batchwise", "densecl", "dense_vicreg"] = (
         "vicreg_pairwise"

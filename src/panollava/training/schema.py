@@ -7,16 +7,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from panollava.strict import StrictModel
 
 __all__ = ["LoraSettings", "StageConfig", "TrainConfig"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class LoraSettings(_Strict):
+class LoraSettings(StrictModel):
     """LoRA via PEFT. ``targets``: groups (``language``, ``vision``, ``all``) or module names."""
 
     r: int = Field(32, ge=1)
@@ -25,7 +23,7 @@ class LoraSettings(_Strict):
     targets: list[str] = Field(default_factory=lambda: ["language"])
 
 
-class StageConfig(_Strict):
+class StageConfig(StrictModel):
     """One training stage. Unset values fall back to ``train`` defaults."""
 
     name: str
@@ -57,7 +55,7 @@ class StageConfig(_Strict):
         return self
 
 
-class TrainConfig(_Strict):
+class TrainConfig(StrictModel):
     """Engine settings shared by all stages."""
 
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"

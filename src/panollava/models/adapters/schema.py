@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from panollava.strict import StrictModel
 
 __all__ = ["FAMILY_CHECKPOINTS", "Family", "PanoAdaptConfig"]
 
@@ -19,14 +21,12 @@ FAMILY_CHECKPOINTS: dict[str, str] = {
 }
 
 
-class PanoAdaptConfig(BaseModel):
+class PanoAdaptConfig(StrictModel):
     """An off-the-shelf VLM adapted with LoRA (SYSTEM.md §5).
 
     The input mode is ``views.strategy``: ``resize``, ``native`` (the ERP through the model's own
     processor) or a multi-view strategy (``cubemap``, ``pinhole``, ``anyres_e2p``, ...).
     """
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     system: Literal["panoadapt"] = "panoadapt"
     family: Family

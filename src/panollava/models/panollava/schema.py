@@ -4,21 +4,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from panollava.models.panollava.resamplers.config import (
     ResamplerConfig,
     check_resampler_compatibility,
 )
+from panollava.strict import StrictModel
 
 __all__ = ["PanoLLaVAConfig", "ProjectorConfig", "TinySizes"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class TinySizes(_Strict):
+class TinySizes(StrictModel):
     """Sizes of the random-weight stand-ins used by tests and the CPU demo."""
 
     vision_hidden: int = 64
@@ -31,7 +28,7 @@ class TinySizes(_Strict):
     llm_kv_heads: int = 2
 
 
-class ProjectorConfig(_Strict):
+class ProjectorConfig(StrictModel):
     """Panorama projector: multi-view PE + projection to the LLM width + view stitching."""
 
     pe: bool = Field(True, description="add the 360°-periodic multi-view positional encoding")
@@ -43,7 +40,7 @@ class ProjectorConfig(_Strict):
     stitching: Literal["concat", "stride_views"] = "concat"
 
 
-class PanoLLaVAConfig(_Strict):
+class PanoLLaVAConfig(StrictModel):
     """The custom VLM (SYSTEM.md §6). ``source: tiny`` builds random-weight stand-ins offline."""
 
     system: Literal["panollava"] = "panollava"

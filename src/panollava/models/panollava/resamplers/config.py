@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from panollava.strict import StrictModel
 
 __all__ = [
     "RESAMPLER_SPECS",
@@ -56,14 +58,12 @@ RESAMPLER_SPECS: dict[str, ResamplerSpec] = {
 _NONE_IS_DEFAULT = frozenset({"hidden_dim", "depth", "num_heads"})
 
 
-class ResamplerConfig(BaseModel):
+class ResamplerConfig(StrictModel):
     """Resampler between the vision encoder and the projector (SYSTEM.md §6).
 
     Fields a type does not read are ignored by the builder (it logs a warning naming them when
     they were set explicitly), so sweeping ``resampler.type`` over one YAML works.
     """
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     type: ResamplerType = Field(
         "mlp", description="mlp | bimamba | qformer | perceiver | c_abstractor"
