@@ -1,6 +1,7 @@
 """The evaluation loop: one generation per pair, token-budget batches, crash-safe resume, shards."""
 
 import csv
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,8 @@ from panollava.evaluation.generation import (
     plan_batches,
     run_generation,
 )
+
+QUIC360 = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "quic360"
 
 
 def _items(n_pairs=10, refs_per_pair=5):
@@ -90,7 +93,6 @@ def test_shards_cover_every_pair_once(tmp_path):
 
 
 def test_grouped_eval_of_the_quic360_test_set_generates_each_pair_once(tmp_path):
-    from conftest import QUIC360
     from panollava.data.quic360 import read_split
 
     rows = read_split([QUIC360 / "test.tsv"])

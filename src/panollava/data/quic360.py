@@ -126,7 +126,8 @@ def resolve_image(
     return (image_root if image_root is not None else table_dir) / path
 
 
-def _delimiter(path: Path, first_line: str) -> str:
+def table_delimiter(path: Path, first_line: str) -> str:
+    """Tab for ``.tsv``, comma for ``.csv``; otherwise tab if the first line has one."""
     suffix = path.suffix.lower()
     if suffix == ".tsv":
         return "\t"
@@ -142,7 +143,7 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     with path.open(newline="", encoding="utf-8-sig") as fh:
         first = fh.readline()
         fh.seek(0)
-        reader = csv.reader(fh, delimiter=_delimiter(path, first))
+        reader = csv.reader(fh, delimiter=table_delimiter(path, first))
         header = next(reader, None)
         if not header:
             raise DataError(f"{path}: the file is empty (expected a header row)")

@@ -22,6 +22,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from panollava.data.quic360 import table_delimiter
+
 __all__ = [
     "PredictionRow",
     "PredictionTable",
@@ -85,15 +87,6 @@ def _listed(items: list[str]) -> str:
     return head + (f", … ({len(items)} in all)" if len(items) > _MAX_LISTED else "")
 
 
-def _delimiter(path: Path, first_line: str) -> str:
-    suffix = path.suffix.lower()
-    if suffix == ".tsv":
-        return "\t"
-    if suffix == ".csv":
-        return ","
-    return "\t" if "\t" in first_line else ","
-
-
 def read_table(path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
     """Read a CSV/TSV file into (lower-cased header, rows as dicts). Ragged rows are errors."""
     path = Path(path)
@@ -102,7 +95,7 @@ def read_table(path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
     with path.open(newline="", encoding="utf-8-sig") as fh:
         first = fh.readline()
         fh.seek(0)
-        reader = csv.reader(fh, delimiter=_delimiter(path, first))
+        reader = csv.reader(fh, delimiter=table_delimiter(path, first))
         try:
             header = next(reader)
         except StopIteration:
