@@ -1,14 +1,15 @@
 """Decode + anyres_e2p (1 global + 8 tiles of 256²): panollava vs py360convert, same run.
 
-    .venv/bin/python benchmarks/bench_views.py [--repeats 5]
+    .venv/bin/python benchmarks/bench_views.py [--repeats 5] [--device cuda]
 
 For each panorama (the 6 shared QuIC-360 samples, plus a 2048x1024 and a 4096x2048 JPEG made
 from one of them) it times, end to end from the JPEG file:
 
 * **py360convert**, as a user would call it: decode the full image with PIL, ``e2p`` once per
   tile, and a PIL resize for the global view;
-* **panollava**: ``load_erp`` (reduced-scale JPEG decoding when the views need fewer pixels)
-  + ``build_viewset`` (one batched ``grid_sample`` with cached grids).
+* **panollava**: ``load_erp`` (reduced-scale JPEG decoding when the views need fewer pixels;
+  with ``--device cuda`` nvJPEG decoding on the GPU) + ``build_viewset`` (one batched
+  ``grid_sample`` with cached grids).
 
 It prints per-panorama times, the speed ratio, our JPEG decode time alone and the ratio it caps
 us at (``ceiling`` = py360convert time / our decode time: the speed-up if sampling were free),
@@ -55,13 +56,30 @@ def py360_views(path: Path, cfg: ViewsConfig) -> np.ndarray:
     return np.stack(out)  # (V, h, w, 3) uint8
 
 
-def ours_views(path: Path, cfg: ViewsConfig, image_cfg: ImageConfig) -> torch.Tensor:
-    erp = load_erp(path, cfg=image_cfg, min_width=required_erp_width(cfg))
-    return build_viewset(erp, cfg).pixels  # (V, 3, h, w) float
+def ours_views(
+    path: Path, cfg: ViewsConfig, image_cfg: ImageConfig, device: str = "cpu"
+) -> torch.Tensor:
+    """``load_erp`` (on CUDA: nvJPEG decode) + ``build_viewset``, finished when it returns."""
+    cuda = device.startswith("cuda")
+    need = required_erp_width(cfg) if image_cfg.draft_decode else None
+    erp = load_erp(path, cfg=image_cfg, min_width=need, device=device if cuda else None)
+    pixels = build_viewset(erp, cfg).pixels  # (V, 3, h, w) float
+    if cuda:
+        torch.cuda.synchronize()
+    return pixels
+
+
+def decode_only(path: Path, image_cfg: ImageConfig, cfg: ViewsConfig, device: str) -> None:
+    """Our decoding step alone (the floor of ``ours_views``)."""
+    if device.startswith("cuda"):
+        load_erp(path, cfg=image_cfg, min_width=required_erp_width(cfg), device=device)
+        torch.cuda.synchronize()
+    else:
+        decode_image(path, cfg=image_cfg, min_width=required_erp_width(cfg))
 
 
 def to_uint8(pixels: torch.Tensor) -> np.ndarray:
-    return (pixels.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    return (pixels.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 def best_time(fn, repeats: int) -> float:
@@ -88,13 +106,19 @@ def make_inputs(tmp: Path) -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--device", default="cpu", help="cuda: decode with nvJPEG and sample on the GPU"
+    )
     args = parser.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("--device cuda needs a CUDA GPU (none here)")
+    dev = args.device
     cfg = ViewsConfig()  # anyres_e2p: 1 global + 8 x 90° tiles, 256²
     image_cfg = ImageConfig()
     tiles = [v.index for v in make_layout(cfg).tiles]
     backend = "cv2.remap" if getattr(py360convert.utils, "cv2", None) else "scipy map_coordinates"
     print(
-        f"torch {torch.__version__}, threads {torch.get_num_threads()}, py360convert "
+        f"device {dev}, torch {torch.__version__}, threads {torch.get_num_threads()}, py360convert "
         f"{getattr(py360convert, '__version__', '?')} (sampling with {backend}; it switches to "
         "cv2.remap, ~2x faster, when opencv is installed)"
     )
@@ -105,17 +129,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for path in make_inputs(Path(tmp)):
             w, h = Image.open(path).size
-            ours_views(path, cfg, image_cfg)  # warm the grid cache, as in a data loader
+            ours_views(path, cfg, image_cfg, dev)  # warm the grid cache, as in a data loader
             t_ref = best_time(lambda p=path: py360_views(p, cfg), args.repeats)
-            t_ours = best_time(lambda p=path: ours_views(p, cfg, image_cfg), args.repeats)
-            t_dec = best_time(
-                lambda p=path: decode_image(p, cfg=image_cfg, min_width=required_erp_width(cfg)),
-                args.repeats,
-            )
+            t_ours = best_time(lambda p=path: ours_views(p, cfg, image_cfg, dev), args.repeats)
+            t_dec = best_time(lambda p=path: decode_only(p, image_cfg, cfg, dev), args.repeats)
             ref = py360_views(path, cfg)[tiles].astype(np.float32)
-            e2e = np.abs(to_uint8(ours_views(path, cfg, image_cfg))[tiles] - ref)
+            e2e = np.abs(to_uint8(ours_views(path, cfg, image_cfg, dev))[tiles] - ref)
             full = ImageConfig(draft_decode=False)
-            geom = np.abs(to_uint8(ours_views(path, cfg, full))[tiles] - ref)
+            geom = np.abs(to_uint8(ours_views(path, cfg, full, dev))[tiles] - ref)
             print(
                 f"{path.name:34s} {w:>5d}x{h:<4d} {1e3 * t_ref:9.1f} {1e3 * t_ours:8.1f} "
                 f"{t_ref / t_ours:5.1f}x {1e3 * t_dec:9.1f} {t_ref / t_dec:6.1f}x "

@@ -141,3 +141,66 @@ def test_real_panoramas_load(sample_images):
         erp = load_erp(p, min_width=805)
         assert erp.shape[1] * 2 in (erp.shape[2], erp.shape[2] + 1, erp.shape[2] - 1)
         assert erp.shape[2] >= 805
+
+
+# --- the torchvision / nvJPEG decoder (run here on CPU; the same code runs on CUDA) -------------
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_torch_decoder_applies_exif_orientation_like_pillow(tmp_path, orientation):
+    from panollava.data.images import decode_jpeg_torch
+
+    rng = np.random.default_rng(orientation)
+    shown = np.kron((rng.random((20, 40, 3)) * 255).astype(np.uint8), np.ones((4, 4, 1), np.uint8))
+    undo = {
+        2: Image.Transpose.FLIP_LEFT_RIGHT,
+        3: Image.Transpose.ROTATE_180,
+        4: Image.Transpose.FLIP_TOP_BOTTOM,
+        5: Image.Transpose.TRANSPOSE,
+        6: Image.Transpose.ROTATE_90,
+        7: Image.Transpose.TRANSVERSE,
+        8: Image.Transpose.ROTATE_270,
+    }
+    stored = Image.fromarray(shown)
+    stored = stored.transpose(undo[orientation]) if orientation in undo else stored
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored.save(tmp_path / "o.jpg", exif=exif, quality=98)
+    got = decode_jpeg_torch(tmp_path / "o.jpg", device="cpu")
+    assert torch.equal(got, load_erp(tmp_path / "o.jpg"))  # same libjpeg decode, same pixels
+
+
+def test_torch_decoder_matches_draft_decoding_on_real_panoramas(sample_images):
+    from panollava.data.images import decode_jpeg_torch
+
+    for path in sample_images[1:4]:
+        cpu = load_erp(path, min_width=805)
+        got = decode_jpeg_torch(path, min_width=805, device="cpu")
+        assert got.shape == cpu.shape
+        assert (got - cpu).abs().mean() * 255 < 4.0  # area average vs DCT scaling: ~1-3 levels
+
+
+def test_torch_decoder_refusals(tmp_path):
+    from panollava.data.images import NotTorchDecodable, decode_jpeg_torch
+
+    Image.fromarray(_gradient()).save(tmp_path / "p.png")
+    with pytest.raises(NotTorchDecodable, match="PNG"):
+        decode_jpeg_torch(tmp_path / "p.png", device="cpu")
+    Image.fromarray(_gradient(w=300, h=100)).save(tmp_path / "wide.jpg")
+    with pytest.raises(NotTorchDecodable, match="not 2:1"):
+        decode_jpeg_torch(tmp_path / "wide.jpg", device="cpu")
+    Image.fromarray(_gradient()).save(tmp_path / "t.jpg", quality=95)
+    (tmp_path / "cut.jpg").write_bytes((tmp_path / "t.jpg").read_bytes()[:600])
+    with pytest.raises(ImageLoadError, match=r"cut\.jpg: corrupt"):
+        decode_jpeg_torch(tmp_path / "cut.jpg", device="cpu")
+
+
+@pytest.mark.gpu
+def test_cuda_decode_matches_cpu_torch_decode(sample_images):
+    from panollava.data.images import decode_jpeg_torch
+
+    for path in sample_images:
+        gpu = load_erp(path, min_width=805, device="cuda")
+        assert gpu.is_cuda
+        cpu = decode_jpeg_torch(path, min_width=805, device="cpu")
+        assert (gpu.cpu() - cpu).abs().mean() * 255 < 1.0  # nvJPEG vs libjpeg IDCT rounding

@@ -24,7 +24,14 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from panollava.config import ImageConfig
 
-__all__ = ["ImageLoadError", "decode_image", "load_erp", "load_erp_uint8"]
+__all__ = [
+    "ImageLoadError",
+    "NotTorchDecodable",
+    "decode_image",
+    "decode_jpeg_torch",
+    "load_erp",
+    "load_erp_uint8",
+]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +40,10 @@ _EXIF_ORIENTATION = 0x0112
 
 class ImageLoadError(ValueError):
     """A panorama file is missing, unreadable, too large/small or has a refused aspect."""
+
+
+class NotTorchDecodable(ImageLoadError):
+    """A readable image that :func:`decode_jpeg_torch` does not take (not an 8-bit 2:1 JPEG)."""
 
 
 def _open(path: Path, cfg: ImageConfig) -> Image.Image:
@@ -50,6 +61,10 @@ def _open(path: Path, cfg: ImageConfig) -> Image.Image:
         if isinstance(exc, UnidentifiedImageError):
             raise ImageLoadError(f"{path}: not an image Pillow can read ({exc})") from None
         raise ImageLoadError(f"{path}: refused as a decompression bomb ({exc})") from None
+    except OSError as exc:  # a header cut short
+        raise ImageLoadError(
+            f"{path}: corrupt or truncated image ({exc}); re-download it"
+        ) from None
     w, h = img.size
     if w * h > cfg.max_pixels:
         raise ImageLoadError(
@@ -68,11 +83,7 @@ def _draft(img: Image.Image, min_width: int | None, path: Path) -> None:
     if min_width is None or img.format != "JPEG":
         return
     w, h = img.size
-    if min_width >= w:
-        return
-    scale = 1
-    while scale < 8 and w // (scale * 2) >= min_width:
-        scale *= 2
+    scale = _draft_scale(w, min_width)
     if scale > 1:
         img.draft(img.mode, (w // scale, h // scale))  # Pillow picks the scale from floor sizes
         log.debug("%s: JPEG decoded at 1/%d scale (%dx%d)", path, scale, *img.size)
@@ -141,10 +152,87 @@ def decode_image(path: str | Path, *, cfg: ImageConfig, min_width: int | None = 
     return _fix_aspect(arr, cfg, path)
 
 
-def load_erp(
-    path: str | Path, *, cfg: ImageConfig | None = None, min_width: int | None = None
+def _draft_scale(w: int, min_width: int | None) -> int:
+    """The DCT scale (1, 2, 4 or 8) :func:`_draft` picks for width ``w``."""
+    scale = 1
+    while min_width is not None and scale < 8 and w // (scale * 2) >= min_width:
+        scale *= 2
+    return scale
+
+
+# EXIF orientation -> (quarter turns counter-clockwise, then mirror left-right) of the pixels.
+_ORIENT = {2: (0, True), 3: (2, False), 4: (2, True), 5: (3, True), 6: (3, False), 7: (1, True)}
+_ORIENT[8] = (1, False)
+
+
+def decode_jpeg_torch(
+    path: str | Path,
+    *,
+    cfg: ImageConfig | None = None,
+    min_width: int | None = None,
+    device: str | torch.device = "cuda",
 ) -> torch.Tensor:
-    """A panorama as ``(3, H, W)`` float32 in ``[0, 1]``; see the module docstring."""
+    """Decode an 8-bit RGB/grayscale 2:1 JPEG with torchvision on ``device`` (nvJPEG on CUDA)
+    -> ``(3, H, W)`` float32 in ``[0, 1]`` on ``device``.
+
+    The same checks as :func:`load_erp` (header read by Pillow: bombs, tiny images, EXIF
+    orientation). The full-resolution decode is area-downscaled by the scale JPEG draft decoding
+    would pick for ``min_width``, so the result matches the CPU path to a level or two. Raises
+    :class:`NotTorchDecodable` for files this path does not take (use :func:`load_erp`).
+    """
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    cfg = cfg or ImageConfig()
+    path = Path(path)
+    img = _open(path, cfg)
+    w, h = img.size
+    if img.format != "JPEG" or img.mode not in ("RGB", "L"):
+        raise NotTorchDecodable(f"{path}: {img.format} {img.mode} is not an 8-bit RGB/gray JPEG")
+    try:
+        orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageLoadError(f"{path}: corrupt or truncated JPEG ({exc}); re-download it") from None
+    turns, mirror = _ORIENT.get(orientation, (0, False))
+    shown_w, shown_h = (h, w) if turns % 2 else (w, h)
+    if abs(shown_w / shown_h - 2.0) > 2.0 * cfg.aspect_tolerance:
+        raise NotTorchDecodable(
+            f"{path}: {shown_w}x{shown_h} is not 2:1 (the aspect policy runs on CPU)"
+        )
+    data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
+    try:
+        pixels = decode_jpeg(data, mode=ImageReadMode.RGB, device=device)  # (3, h, w) uint8
+    except RuntimeError as exc:
+        raise ImageLoadError(f"{path}: corrupt or truncated JPEG ({exc}); re-download it") from None
+    out = pixels.float().div_(255.0)
+    scale = _draft_scale(w, min_width) if cfg.draft_decode else 1
+    if scale > 1:  # like libjpeg's DCT scaling: averages, output size rounded up
+        size = (-(-h // scale), -(-w // scale))
+        out = torch.nn.functional.interpolate(out[None], size=size, mode="area")[0]
+    if turns:
+        out = torch.rot90(out, turns, dims=(1, 2))
+    if mirror:
+        out = out.flip(-1)
+    return out.contiguous()
+
+
+def load_erp(
+    path: str | Path,
+    *,
+    cfg: ImageConfig | None = None,
+    min_width: int | None = None,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
+    """A panorama as ``(3, H, W)`` float32 in ``[0, 1]``; see the module docstring.
+
+    ``device="cuda"``: 8-bit 2:1 JPEGs are decoded on the GPU (nvJPEG,
+    :func:`decode_jpeg_torch`); other files decode on CPU and move there (logged).
+    """
+    if device is not None and torch.device(device).type == "cuda":
+        try:
+            return decode_jpeg_torch(path, cfg=cfg, min_width=min_width, device=device)
+        except NotTorchDecodable as exc:
+            log.info("%s; decoding on CPU instead", exc)
+        return load_erp(path, cfg=cfg, min_width=min_width).to(device)
     arr = decode_image(path, cfg=cfg or ImageConfig(), min_width=min_width)
     pixels = torch.from_numpy(arr).permute(2, 0, 1)  # (3, H, W) view of the HWC buffer
     if pixels.dtype == torch.uint8:  # one pass: planar float32 (what grid_sample reads fastest)
