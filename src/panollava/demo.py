@@ -84,4 +84,12 @@ def run_demo(out: Path, *, n: int = 400, seed: int = 0, overrides: list[str] | N
     }
     (out / "demo_summary.json").write_text(json.dumps(summary, indent=2))
     console.print(f"report: {eval_dir / 'report.md'}")
+    image = next(iter(sorted((data / "test").glob("*.jpg"))), None)
+    console.print(
+        "next, with this run:\n"
+        f"  panollava infer --run {run_dir} --image {image} --query 'what is there?'\n"
+        f"  panollava serve --run {run_dir}        # web demo on http://127.0.0.1:8000\n"
+        f"  panollava export --run {run_dir} --out {out / 'export'}",
+        highlight=False,
+    )
     return summary
