@@ -12,14 +12,29 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
-__all__ = ["console", "fail", "load_config_or_fail", "user_errors"]
+__all__ = [
+    "DeviceOption",
+    "DtypeOption",
+    "console",
+    "fail",
+    "load_config_or_fail",
+    "user_errors",
+]
 
 console = Console(stderr=True)
+
+# Where the model runs (infer, serve, eval): see panollava.inference.resolve_device/_dtype.
+DeviceOption = Annotated[
+    str, typer.Option(help="auto (this process's GPU if any, else CPU), cpu, cuda, cuda:1 ...")
+]
+DtypeOption = Annotated[
+    str, typer.Option(help="auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16, float16")
+]
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

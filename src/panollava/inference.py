@@ -11,6 +11,7 @@ image settings it was trained with, so a panorama is cut exactly as in training:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import torch
 from panollava.config import ImageConfig, PanoConfig, ViewsConfig
 from panollava.views import ViewSet, build_viewset, required_erp_width
 
-__all__ = ["Predictor", "Question", "RunNotTrainedError"]
+__all__ = ["Predictor", "Question", "RunNotTrainedError", "resolve_device", "resolve_dtype"]
 
 
 class RunNotTrainedError(RuntimeError):
@@ -39,21 +40,62 @@ class Question:
     url: str = ""
 
 
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto``: this process's GPU (``cuda:$LOCAL_RANK`` under torchrun) if any, else CPU."""
+    if str(device) != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
+    """``auto``: bfloat16 on GPUs that support it, float32 elsewhere."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if cuda_bf16 else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+
+
 class Predictor:
-    """Greedy answers from a System (``eval_collate`` + ``generate`` + ``tokenizer``)."""
+    """Greedy answers from a System (``eval_collate`` + ``generate`` + ``tokenizer``).
+
+    The model is moved to ``device`` in ``dtype`` (``auto``: the GPU in bfloat16 when there is
+    one, else CPU float32); every batch follows it.
+    """
 
     def __init__(
-        self, cfg: PanoConfig, system: Any, *, max_new_tokens: int = 128, name: str = ""
+        self,
+        cfg: PanoConfig,
+        system: Any,
+        *,
+        max_new_tokens: int = 128,
+        name: str = "",
+        device: str | torch.device = "auto",
+        dtype: str | torch.dtype = "auto",
     ) -> None:
         self.cfg = cfg
         self.system = system
         self.max_new_tokens = max_new_tokens
         self.name = name or cfg.experiment
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        system.model.to(device=self.device, dtype=self.dtype)
+        system.model.eval()
         self._collate = system.eval_collate()
 
     # ---------------------------------------------------------------- building
     @classmethod
-    def from_run(cls, run_dir: str | Path, *, max_new_tokens: int = 128) -> Predictor:
+    def from_run(
+        cls,
+        run_dir: str | Path,
+        *,
+        max_new_tokens: int = 128,
+        device: str | torch.device = "auto",
+        dtype: str | torch.dtype = "auto",
+    ) -> Predictor:
         """The model of a ``panollava train`` run folder, every finished stage's weights loaded."""
         from panollava.config import load_config
         from panollava.evaluation.run_eval import load_trained_system
@@ -77,7 +119,9 @@ class Predictor:
             )
         system = load_trained_system(cfg, run_dir)
         name = f"{cfg.experiment} ({run_dir.name}, stages: {', '.join(done)})"
-        return cls(cfg, system, max_new_tokens=max_new_tokens, name=name)
+        return cls(
+            cfg, system, max_new_tokens=max_new_tokens, name=name, device=device, dtype=dtype
+        )
 
     @classmethod
     def from_family(
@@ -88,6 +132,8 @@ class Predictor:
         views: ViewsConfig | None = None,
         max_new_tokens: int = 128,
         tiny_corpus: Sequence[str] | None = None,
+        device: str | torch.device = "auto",
+        dtype: str | torch.dtype = "auto",
     ) -> Predictor:
         """An untrained PanoAdapt family model: HF id, local folder (e.g. an export) or ``tiny``."""
         from panollava.models.adapters.loading import load_adapter
@@ -99,7 +145,7 @@ class Predictor:
         mcfg = PanoAdaptConfig(
             family=family, source="tiny" if tiny else "pretrained", checkpoint=model
         )
-        cfg = PanoConfig(experiment=f"{family}", views=views, model=mcfg)
+        cfg = PanoConfig(experiment=family, views=views, model=mcfg)
         loaded = load_adapter(
             family,
             views,
@@ -107,7 +153,14 @@ class Predictor:
             tiny_corpus=list(tiny_corpus or ["what is there in the panorama"]),
         )
         name = f"{family} · {model or mcfg.resolved_checkpoint()}"
-        return cls(cfg, PanoAdaptSystem(cfg, loaded), max_new_tokens=max_new_tokens, name=name)
+        return cls(
+            cfg,
+            PanoAdaptSystem(cfg, loaded),
+            max_new_tokens=max_new_tokens,
+            name=name,
+            device=device,
+            dtype=dtype,
+        )
 
     # ----------------------------------------------------------------- answers
     @property
@@ -131,10 +184,20 @@ class Predictor:
     @torch.no_grad()
     def answer_many(self, questions: Sequence[Question]) -> list[str]:
         """Answers for a batch of questions (one generate call)."""
-        batch = self._collate(list(questions))
+        batch = self.to_device(self._collate(list(questions)))
         new = self.system.generate(batch, max_new_tokens=self.max_new_tokens)
         tokenizer = self.system.tokenizer
         return [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+    def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Tensors of ``batch`` on the model's device; floating ones (pixels) in its dtype."""
+        out = {}
+        for key, value in batch.items():
+            if isinstance(value, torch.Tensor):
+                dtype = self.dtype if value.is_floating_point() else None
+                value = value.to(self.device, dtype=dtype, non_blocking=True)
+            out[key] = value
+        return out
 
     def answer(self, viewset: ViewSet, query: str) -> str:
         """The answer to ``query`` about the panorama cut into ``viewset``."""

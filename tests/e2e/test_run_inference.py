@@ -235,3 +235,32 @@ def test_eval_decodes_each_panorama_once(panollava_run, reference, monkeypatch):
     assert len({r["url"] for r in rows}) < len(rows)  # some panoramas have several queries
     assert sorted(decoded) == sorted(images)  # ... yet each was decoded exactly once
     shutil.rmtree(panollava_run / "eval")
+
+
+@pytest.mark.e2e
+def test_predictor_places_model_and_batches_on_its_device_and_dtype(panollava_run):
+    import torch
+
+    from panollava.inference import Predictor, Question
+
+    predictor = Predictor.from_run(panollava_run, max_new_tokens=4, device="cpu", dtype="bfloat16")
+    assert {p.dtype for p in predictor.system.model.parameters()} == {torch.bfloat16}
+    _, viewset = predictor.load(split_rows(predictor.cfg, "test")[0].image)
+    batch = predictor.to_device(predictor._collate([Question(viewset.pixels, "what is there")]))
+    assert batch["pixel_values"].dtype == torch.bfloat16  # pixels follow the model's dtype
+    assert batch["input_ids"].dtype == torch.long  # token ids are never cast
+    assert isinstance(predictor.answer(viewset, "what is there"), str)  # bf16 generation runs
+
+
+@pytest.mark.gpu
+def test_predictor_on_cuda_answers_like_cpu(panollava_run):
+    from panollava.inference import Predictor
+
+    answers = {}
+    for device in ("cpu", "cuda"):
+        predictor = Predictor.from_run(
+            panollava_run, max_new_tokens=8, device=device, dtype="float32"
+        )
+        rows = split_rows(predictor.cfg, "test")[:3]
+        answers[device] = [predictor.answer(predictor.load(r.image)[1], r.query) for r in rows]
+    assert answers["cuda"] == answers["cpu"]

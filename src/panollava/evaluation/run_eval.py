@@ -138,17 +138,20 @@ def evaluate_run(
     n_boot: int = 200,
     shard: tuple[int, int] | None = None,
     backend: str = "transformers",
+    device: str = "auto",
+    dtype: str = "auto",
 ) -> Path:
     """Generate, score (grouped protocol) and report one split; returns the eval folder.
 
     With several shards, only the process that merges (rank 0 under torchrun) scores.
     ``backend="vllm"`` generates with vLLM from the run's merged export (PanoAdapt runs only,
-    see :mod:`panollava.evaluation.vllm_backend`).
+    see :mod:`panollava.evaluation.vllm_backend`). ``device``/``dtype``: see
+    :class:`panollava.inference.Predictor` (``auto``: this rank's GPU in bfloat16, else CPU).
     """
     run_dir = Path(run_dir)
     out = run_dir / "eval" / split
     shard = shard or _env_shard()
-    predictor, tokenizer = _predictor(cfg, run_dir, backend, max_new_tokens)
+    predictor, tokenizer = _predictor(cfg, run_dir, backend, max_new_tokens, device, dtype)
     items, index, dataset = _eval_items(cfg, split, tokenizer)
 
     questions = _QuestionSource(dataset, index, keep=batch_size + 1)
@@ -180,13 +183,19 @@ def evaluate_run(
         dist.destroy_process_group()
 
 
-def _predictor(cfg: PanoConfig, run_dir: Path, backend: str, max_new_tokens: int):
+def _predictor(
+    cfg: PanoConfig, run_dir: Path, backend: str, max_new_tokens: int, device: str, dtype: str
+):
     """``(predictor, tokenizer)`` for ``backend``; anything with ``answer_many(questions)``."""
     if backend == "transformers":
         from panollava.inference import Predictor
 
         system = load_trained_system(cfg, run_dir)
-        return Predictor(cfg, system, max_new_tokens=max_new_tokens), system.tokenizer
+        predictor = Predictor(
+            cfg, system, max_new_tokens=max_new_tokens, device=device, dtype=dtype
+        )
+        log.info("generating on %s in %s", predictor.device, predictor.dtype)
+        return predictor, system.tokenizer
     if backend != "vllm":
         raise ValueError(f"backend must be 'transformers' or 'vllm', got {backend!r}")
     from panollava.evaluation.vllm_backend import VLLMPredictor, check_vllm_supported, import_vllm

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from panollava.cli_support import DeviceOption, DtypeOption
+
 
 def load_predictor(
     run: Path | None,
@@ -17,6 +19,8 @@ def load_predictor(
     max_new_tokens: int,
     *,
     tiny_corpus: list[str] | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
 ):
     """A :class:`~panollava.inference.Predictor` for ``--run`` or ``--family/--model``.
 
@@ -28,13 +32,17 @@ def load_predictor(
 
     if run is not None:
         with user_errors(FileNotFoundError, RunNotTrainedError):
-            return Predictor.from_run(run, max_new_tokens=max_new_tokens)
+            return Predictor.from_run(
+                run, max_new_tokens=max_new_tokens, device=device, dtype=dtype
+            )
     return Predictor.from_family(
         family,
         model,
         views=ViewsConfig(tile_size=size),
         max_new_tokens=max_new_tokens,
         tiny_corpus=tiny_corpus,
+        device=device,
+        dtype=dtype,
     )
 
 
@@ -66,6 +74,8 @@ def infer_command(
     show_views: Annotated[
         Path | None, typer.Option(help="Also write the views figure and files to this folder.")
     ] = None,
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "auto",
 ) -> None:
     """Print the model's answer for QUERY about IMAGE (views built exactly as in training)."""
     from panollava.cli_support import console, fail, user_errors
@@ -73,7 +83,9 @@ def infer_command(
 
     if not image.is_file():  # before loading a model that may take minutes
         fail(f"file not found: {image}")
-    predictor = load_predictor(run, family, model, size, max_new_tokens, tiny_corpus=[query])
+    predictor = load_predictor(
+        run, family, model, size, max_new_tokens, tiny_corpus=[query], device=device, dtype=dtype
+    )
     with user_errors(ImageLoadError):
         erp, viewset = predictor.load(image)
     if show_views is not None:

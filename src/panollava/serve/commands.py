@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from panollava.cli_support import DeviceOption, DtypeOption
+
 
 def serve_command(
     run: Annotated[
@@ -21,6 +23,8 @@ def serve_command(
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     max_new_tokens: Annotated[int, typer.Option(help="Answer length.")] = 64,
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "auto",
 ) -> None:
     """Serve the demo page: upload a panorama, look around, ask, see the views used."""
     import uvicorn
@@ -35,6 +39,8 @@ def serve_command(
         size,
         max_new_tokens,
         tiny_corpus=["what objects colors are there in the panorama"],
+        device=device,
+        dtype=dtype,
     )
     app = create_app(
         predictor.answer,

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from panollava.cli_support import DeviceOption, DtypeOption
+
 
 def train_command(
     config: Annotated[Path, typer.Argument(help="YAML config (see configs/).")],
@@ -86,6 +88,8 @@ def eval_command(
             "needs `pip install vllm` and CUDA; generates from the run's merged export)."
         ),
     ] = "transformers",
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "auto",
     overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides.")] = None,
 ) -> None:
     """Generate once per (image, query) pair of SPLIT (resumable, shardable), score, report."""
@@ -111,6 +115,8 @@ def eval_command(
                 n_boot=n_boot,
                 shard=_parse_shard(shard),
                 backend=backend,
+                device=device,
+                dtype=dtype,
             )
     console.print(f"[green]evaluation:[/] {out}")
 
