@@ -117,10 +117,13 @@ def run_generation(
     token_budget: int | None = None,
     shard: tuple[int, int] = (0, 1),
     progress: Callable[[int, int], None] | None = None,
+    on_plan: Callable[[list[list[EvalItem]]], None] | None = None,
 ) -> Path:
     """Answer every unique (url, query) of ``items`` with ``predict`` and append to ``out_csv``.
 
     Returns the CSV path. Resumes when the file already holds some of the pairs.
+    ``on_plan`` receives the batches ``predict`` will be called with, in order, before the
+    first call (to prefetch their inputs).
     """
     out_csv = Path(out_csv)
     k, n = shard
@@ -139,10 +142,12 @@ def run_generation(
         finished = sum(it.key in done for it in todo)
         # Batches are planned over the whole shard, resumed or not, so a resumed run feeds the
         # model exactly the batches (and padding) of an uninterrupted one: same answers.
-        for batch in plan_batches(todo, max_batch=max_batch, token_budget=token_budget):
+        planned = plan_batches(todo, max_batch=max_batch, token_budget=token_budget)
+        planned = [b for b in planned if any(it.key not in done for it in b)]
+        if on_plan is not None:
+            on_plan(planned)
+        for batch in planned:
             missing = [it for it in batch if it.key not in done]
-            if not missing:
-                continue
             answers = predict(batch)
             if len(answers) != len(batch):
                 raise RuntimeError(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
-from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -77,30 +77,63 @@ def _eval_items(cfg: PanoConfig, split: str, tokenizer) -> tuple[list[EvalItem],
 class _QuestionSource:
     """``(url, query) -> Question``, cutting each panorama's views once for all its queries.
 
-    The batches come image by image (:func:`plan_batches`), so keeping the views of the last
-    ``keep`` images is enough for every image to be decoded exactly once.
+    Batches come image by image (:func:`plan_batches`); once :meth:`plan` has the batch order, a
+    background thread decodes and cuts the next ``ahead`` panoramas while the model generates
+    (Pillow's decoder and torch release the GIL), and views are dropped once their image's
+    last pair has been asked for.
     """
 
-    def __init__(self, dataset, index: dict[tuple[str, str], int], keep: int) -> None:
-        self.dataset, self.index, self.keep = dataset, index, keep
-        self._views: OrderedDict[str, torch.Tensor] = OrderedDict()
+    def __init__(self, dataset, index: dict[tuple[str, str], int], ahead: int = 4) -> None:
+        self.dataset, self.index, self.ahead = dataset, index, ahead
+        self._order: list[str] = []  # image URLs in the order the batches need them
+        self._left: dict[str, int] = {}  # pairs still to be asked per image
+        self._jobs: dict[str, Future] = {}
+        self._next = 0  # position in _order of the next image to submit
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="views")
+        self._first_row = {}  # url -> the annotation row whose image it is
+        for key, i in index.items():
+            self._first_row.setdefault(key[0], dataset.groups[i].rows[0])
         self.decoded = 0  # panoramas decoded so far (reported, and checked by the tests)
+
+    def plan(self, batches: list[list[EvalItem]]) -> None:
+        items = [it for batch in batches for it in batch]
+        self._order = list(dict.fromkeys(it.url for it in items))
+        self._left = {}
+        for it in items:
+            self._left[it.url] = self._left.get(it.url, 0) + 1
+        self._next = 0
+        self._submit()
+
+    def _load(self, row) -> torch.Tensor:
+        views, _ = self.dataset.load_views(row, None)  # (V, 3, h, w), no augmentation
+        self.decoded += 1
+        return views
+
+    def _submit(self) -> None:
+        while self._next < len(self._order) and len(self._jobs) < self.ahead:
+            url = self._order[self._next]
+            self._next += 1
+            if url not in self._jobs:
+                self._jobs[url] = self._pool.submit(self._load, self._first_row[url])
 
     def __call__(self, key: tuple[str, str]):
         from panollava.inference import Question
 
         group = self.dataset.groups[self.index[key]]
         row = group.rows[0]
-        views = self._views.get(row.url)
-        if views is None:
-            views, _ = self.dataset.load_views(row, None)  # (V, 3, h, w), no augmentation
-            self.decoded += 1
-            self._views[row.url] = views
-            if len(self._views) > self.keep:
-                self._views.popitem(last=False)
-        else:
-            self._views.move_to_end(row.url)
+        job = self._jobs.get(row.url)
+        if job is None:  # not planned (or planned too far ahead): load it now
+            job = self._jobs[row.url] = self._pool.submit(self._load, row)
+        views = job.result()
+        left = self._left.get(row.url, 1) - 1
+        self._left[row.url] = left
+        if left <= 0:  # its last pair: free the views, prefetch the next image
+            self._jobs.pop(row.url, None)
+        self._submit()
         return Question(views, row.query, None, group.references, row.url)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _references(cfg: PanoConfig, split: str) -> Path:
@@ -154,20 +187,24 @@ def evaluate_run(
     predictor, tokenizer = _predictor(cfg, run_dir, backend, max_new_tokens, device, dtype)
     items, index, dataset = _eval_items(cfg, split, tokenizer)
 
-    questions = _QuestionSource(dataset, index, keep=batch_size + 1)
+    questions = _QuestionSource(dataset, index)
 
     def predict(batch: list[EvalItem]) -> list[str]:
         return predictor.answer_many([questions(it.key) for it in batch])
 
     log.info("evaluating %d unique pairs of %s (shard %d of %d)", len(items), split, *shard)
-    predictions = run_generation(
-        items,
-        predict,
-        shard_path(out, shard),
-        max_batch=batch_size,
-        token_budget=token_budget,
-        shard=shard,
-    )
+    try:
+        predictions = run_generation(
+            items,
+            predict,
+            shard_path(out, shard),
+            max_batch=batch_size,
+            token_budget=token_budget,
+            shard=shard,
+            on_plan=questions.plan,
+        )
+    finally:
+        questions.close()
     log.info("%d panoramas decoded for this evaluation", questions.decoded)
     k, n = shard
     if n == 1:
