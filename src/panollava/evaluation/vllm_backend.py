@@ -2,8 +2,8 @@
 
 vLLM serves a standard HF folder, so the run is first exported (LoRA merged, see
 :func:`panollava.models.export.export_run`) to ``RUN/export``. Prompts are the chat turns the
-transformers path builds (:meth:`AdapterCollate.messages`: one image per view, optional view
-labels, the query) and the images are the same views, so both backends answer the same
+transformers path builds (:func:`~panollava.models.adapters.collate.chat_messages`: one image
+per view, optional view labels, the query) and the images are the same views, so both backends answer the same
 question. Refused, with the reason, for:
 
 * PanoLLaVA runs (a custom architecture vLLM does not know);
@@ -75,7 +75,7 @@ class VLLMPredictor:
         from transformers import AutoProcessor
 
         from panollava.config import ViewsConfig
-        from panollava.models.adapters.collate import AdapterCollate
+        from panollava.models.adapters.collate import view_label
         from panollava.views import make_layout
 
         vllm = import_vllm()
@@ -86,15 +86,7 @@ class VLLMPredictor:
         views = ViewsConfig.model_validate(meta["views"])
         layout = make_layout(views)
         self.processor = AutoProcessor.from_pretrained(export_dir)
-        self._prompts = AdapterCollate(
-            self.processor,
-            image_token_id=-1,  # unused: the collate only builds chat turns here
-            end_of_turn="",
-            max_text_length=1 << 30,
-            train=False,
-            views=layout.views,
-            view_labels=view_labels,
-        )
+        self.labels = [view_label(v) for v in layout.views] if view_labels else None
         self.llm = vllm.LLM(
             model=str(export_dir),
             limit_mm_per_prompt={"image": len(layout.views)},
@@ -106,12 +98,13 @@ class VLLMPredictor:
         """vLLM prompt dicts: the chat-templated text and the views as PIL images."""
         from PIL import Image
 
-        from panollava.models.adapters.collate import view_arrays
+        from panollava.models.adapters.collate import chat_messages, view_arrays
 
         out = []
         for q in questions:
+            turn = chat_messages(q.views.shape[0], q.query, self.labels)
             text = self.processor.apply_chat_template(
-                self._prompts.messages(q), add_generation_prompt=True, tokenize=False
+                turn, add_generation_prompt=True, tokenize=False
             )
             images = [Image.fromarray(a) for a in view_arrays(q.views)]
             out.append({"prompt": text, "multi_modal_data": {"image": images}})

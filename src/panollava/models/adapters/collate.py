@@ -37,6 +37,17 @@ def view_label(view: ViewMeta) -> str:
     return f"yaw {view.yaw_deg:+.0f}°, pitch {view.pitch_deg:+.0f}°"
 
 
+def chat_messages(n_views: int, query: str, labels: Sequence[str] | None = None) -> list[dict]:
+    """One user turn: an image entry per view (each after its label, if any), then the query."""
+    content: list[dict] = []
+    for k in range(n_views):
+        if labels is not None:
+            content.append({"type": "text", "text": f"{labels[k]}:"})
+        content.append({"type": "image"})
+    content.append({"type": "text", "text": query})
+    return [{"role": "user", "content": content}]
+
+
 def view_arrays(views: torch.Tensor) -> list[np.ndarray]:
     """Views ``(V, 3, h, w)`` in ``[0, 1]`` -> V ``(h, w, 3)`` uint8 arrays (what processors take)."""
     u8 = (views.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
@@ -66,14 +77,8 @@ class AdapterCollate:
         self.labels = [view_label(v) for v in views] if (view_labels and views) else None
 
     def messages(self, sample: AdaptSample) -> list[dict]:
-        """The chat turn: one image entry per view (optionally labelled), then the query."""
-        content: list[dict] = []
-        for k in range(sample.views.shape[0]):
-            if self.labels is not None:
-                content.append({"type": "text", "text": f"{self.labels[k]}:"})
-            content.append({"type": "image"})
-        content.append({"type": "text", "text": sample.query})
-        return [{"role": "user", "content": content}]
+        """The chat turn of ``sample`` (see :func:`chat_messages`)."""
+        return chat_messages(sample.views.shape[0], sample.query, self.labels)
 
     def _text_tokens(self, text: str) -> int:
         """Tokens of ``text`` other than image placeholders (those are not text)."""
