@@ -91,5 +91,6 @@ def run_demo(out: Path, *, n: int = 400, seed: int = 0, overrides: list[str] | N
         f"  panollava serve --run {run_dir}        # web demo on http://127.0.0.1:8000\n"
         f"  panollava export --run {run_dir} --out {out / 'export'}",
         highlight=False,
+        soft_wrap=True,
     )
     return summary

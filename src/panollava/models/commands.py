@@ -98,7 +98,7 @@ def infer_command(
     summary = {"model": predictor.name, "views": len(viewset)}
     if predictor.cfg.model is not None and predictor.cfg.model.system == "panoadapt":
         summary["family"] = predictor.cfg.model.family
-    console.print(json.dumps(summary, ensure_ascii=False), highlight=False)
+    console.print(json.dumps(summary, ensure_ascii=False), highlight=False, soft_wrap=True)
 
 
 def export_command(
