@@ -76,7 +76,7 @@ def server(panollava_run):
 
 
 @pytest.mark.e2e
-def test_upload_query_answer_in_chromium(server, sample_images):
+def test_upload_query_answer_in_chromium(server, sample_images, panollava_run):
     chrome, driver_path = _browser()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -98,7 +98,12 @@ def test_upload_query_answer_in_chromium(server, sample_images):
         browser.find_element(By.ID, "query").send_keys("what objects are there?")
         browser.find_element(By.ID, "go").click()
         wait.until(lambda b: b.find_element(By.ID, "answer").get_attribute("data-done") == "1")
-        assert browser.find_element(By.ID, "answer").text.strip()
+        answer = browser.find_element(By.ID, "answer").text.strip()
+        from panollava.inference import Predictor
+
+        predictor = Predictor.from_run(panollava_run, max_new_tokens=4)
+        _, viewset = predictor.load(sample_images[2])
+        assert answer == predictor.answer(viewset, "what objects are there?")  # = `infer`
         assert len(browser.find_elements(By.CSS_SELECTOR, "#views figure.used")) == 9
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         shot = ARTIFACTS / "web_demo.png"

@@ -75,9 +75,10 @@ def create_app(
             tmp.write(data)
             tmp.flush()
             try:
-                # Enough pixels for both the views and a crisp 360° viewer on the page.
-                min_width = max(required_erp_width(views) or 0, VIEWER_WIDTH)
-                erp = load_erp(tmp.name, cfg=image_cfg, min_width=min_width)
+                # The views from exactly the decode training and `infer` use; a sharper decode
+                # only for the 360° viewer on the page.
+                erp = load_erp(tmp.name, cfg=image_cfg, min_width=required_erp_width(views))
+                viewer = load_erp(tmp.name, cfg=image_cfg, min_width=VIEWER_WIDTH)
             except ImageLoadError as exc:
                 raise HTTPException(
                     400, str(exc).replace(tmp.name, file.filename or "upload")
@@ -87,7 +88,7 @@ def create_app(
         store[pano_id] = (erp, viewset)
         return {
             "id": pano_id,
-            "erp": _png(erp, VIEWER_WIDTH),
+            "erp": _png(viewer, VIEWER_WIDTH),
             "views": [
                 {**v.to_json(), "image": _png(p)}
                 for v, p in zip(viewset.views, viewset.pixels, strict=True)
