@@ -26,8 +26,7 @@ def _eval_cmd(run: Path, *extra: str) -> list[str]:
         sys.executable,
         "-m",
         "panollava.cli",
-        "eval",
-        str(run / "config.yaml"),
+        "eval",  # the run's own config.yaml
         "--run",
         str(run),
         *EVAL_ARGS,

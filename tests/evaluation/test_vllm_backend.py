@@ -48,5 +48,6 @@ def test_eval_cli_names_the_missing_vllm(panoadapt_run):
     base = ["eval", str(panoadapt_run / "config.yaml"), "--run", str(panoadapt_run)]
     res = CliRunner().invoke(app, [*base, "--backend", "vllm"])  # the run uses PanoRoPE
     assert res.exit_code == 2 and "PanoRoPE" in res.output
-    res = CliRunner().invoke(app, [*base, "--backend", "vllm", "model.panorope=false"])
+    short = ["eval", "--run", str(panoadapt_run)]  # the run's config + a lone override
+    res = CliRunner().invoke(app, [*short, "--backend", "vllm", "model.panorope=false"])
     assert res.exit_code == 2 and "pip install vllm" in " ".join(res.output.split())

@@ -273,7 +273,7 @@ def merge_and_score(
     missing = [str(p) for p in shards if not p.exists()]
     if missing:
         raise FileNotFoundError(
-            f"shard files missing: {missing}; run `panollava eval CONFIG --run {run_dir} "
+            f"shard files missing: {missing}; run `panollava eval --run {run_dir} "
             f"--shard K/{n_shards}` for each"
         )
     from panollava.data.datasets import split_rows

@@ -50,10 +50,6 @@ def _parse_shard(text: str | None) -> tuple[int, int] | None:
 
 
 def eval_command(
-    config: Annotated[
-        Path,
-        typer.Argument(help="The run's config (RUN/config.yaml) or the YAML it was trained with."),
-    ],
     run: Annotated[
         Path,
         typer.Option(
@@ -63,6 +59,13 @@ def eval_command(
             "whose own parser claims --run.",
         ),
     ],
+    config: Annotated[
+        Path | None,
+        typer.Argument(
+            help="YAML to evaluate with (default: the run's own RUN/config.yaml); overrides "
+            "may follow it, or stand alone."
+        ),
+    ] = None,
     split: Annotated[str, typer.Option(help="Data split to evaluate.")] = "test",
     max_new_tokens: Annotated[int, typer.Option(help="Greedy decoding length.")] = 128,
     batch_size: Annotated[int, typer.Option(help="Most prompts per generation batch.")] = 16,
@@ -72,8 +75,9 @@ def eval_command(
     shard: Annotated[
         str | None,
         typer.Option(
-            help="K/N: answer every N-th pair starting at K into predictions.shard-K-of-N.csv "
-            "(default under torchrun: RANK/WORLD_SIZE, rank 0 merges and scores)."
+            help="K/N: answer the pairs of shard K of N (whole panoramas, round-robin) into "
+            "predictions.shard-K-of-N.csv (default under torchrun: RANK/WORLD_SIZE; rank 0 "
+            "merges and scores)."
         ),
     ] = None,
     merge: Annotated[
@@ -97,7 +101,9 @@ def eval_command(
     from panollava.evaluation.run_eval import evaluate_run, merge_and_score
     from panollava.evaluation.vllm_backend import VLLMUnavailableError
 
-    cfg = load_config_or_fail(config, overrides)
+    if config is not None and "=" in config.name:  # only overrides were given
+        overrides, config = [str(config), *(overrides or [])], None
+    cfg = load_config_or_fail(config or run / "config.yaml", overrides)
     if merge is not None:
         if shard is not None:
             raise typer.BadParameter("use either --shard (generate) or --merge (join + score)")
