@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The GPU checks, as one prepared script for a lent GPU machine (the `device` tool): the
+# `gpu`-marked tests (nvJPEG decode, CUDA sampling, Predictor on CUDA) and the CUDA view
+# benchmark against py360convert (issue #2's >= 20x target).
+#
+# That machine has torch/torchvision/transformers/peft/lightning but not pydantic, py360convert,
+# mambapy or the shared data, and cannot download. Prepare once here, in the repo root:
+#
+#   printf '/.whl/\n/.shared/\n' >> .git/info/exclude
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#     --implementation cp --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+#     -d .whl pydantic==2.14.3 pydantic_core==2.50.4 annotated-types==0.8.0 \
+#     typing-inspection==0.4.5 py360convert==1.0.4 mambapy==1.2.0
+#   mkdir -p .shared/data && cp -r ../shared/data/quic360_samples .shared/data/
+#
+# then call the device tool with carry [".whl", ".shared"] and the command
+#   bash benchmarks/gpu_check.sh
+# (about 3-5 minutes; results also land in $OUT/gpu_check.log).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+log="${OUT:-/tmp}/gpu_check.log"
+{
+  if [ -d .whl ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+      --target /tmp/site .whl/*.whl || exit 1
+  fi
+  export PYTHONPATH="$PWD/src:/tmp/site" PYTHONUNBUFFERED=1
+  [ -e ../shared ] || ln -s "$PWD/.shared" ../shared
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'cuda', torch.cuda.is_available())"
+  echo "== gpu tests"
+  python3 -m pytest -q -m gpu -p no:cacheprovider tests/data/test_images.py tests/geometry \
+    tests/e2e/test_run_inference.py
+  echo "== bench_views --device cuda"
+  python3 benchmarks/bench_views.py --device cuda --repeats 7
+  echo "== bench_views (cpu, same machine)"
+  python3 benchmarks/bench_views.py --repeats 3
+} 2>&1 | tee "$log"
