@@ -84,6 +84,64 @@ class Resampler(nn.Module):
         return f"in_dim={self.in_dim}, out_dim={self.out_dim}, grid={self.grid}"
 
 
+class QueryResampler(Resampler):
+    """Base of the query resamplers (``qformer``, ``perceiver``): ``num_queries`` learned
+    queries read the view's patches through ``layers`` (each ``(queries, media) -> queries``),
+    then ``LayerNorm -> Linear(d, D_out)``. ``(B*V, N, D_in) -> (B*V, num_queries, D_out)``;
+    the output has no grid.
+
+    Args:
+        in_dim, out_dim, grid: see :class:`Resampler`.
+        hidden_dim: query width ``d`` (patches are projected ``D_in -> d``).
+        num_queries: learned queries per view.
+        layers: the stack, built by the subclass with :func:`default_heads`.
+        media_norm: LayerNorm the patches before projecting them (BLIP-2 does).
+    """
+
+    keeps_grid: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        *,
+        in_dim: int,
+        out_dim: int,
+        grid: Grid,
+        hidden_dim: int,
+        num_queries: int,
+        layers: list[nn.Module],
+        media_norm: bool,
+    ) -> None:
+        super().__init__(in_dim=in_dim, out_dim=out_dim, grid=grid)
+        if num_queries < 1:
+            raise ValueError(f"num_queries must be >= 1, got {num_queries}")
+        self.num_queries = num_queries
+        self.queries = nn.Parameter(torch.randn(num_queries, hidden_dim) * 0.02)  # (Q, d)
+        self.media_norm = nn.LayerNorm(in_dim) if media_norm else nn.Identity()
+        self.media_proj = nn.Linear(in_dim, hidden_dim)
+        self.layers = nn.ModuleList(layers)
+        self.norm = nn.LayerNorm(hidden_dim)
+        self.out_proj = nn.Linear(hidden_dim, out_dim)
+
+    def output_grid(self, grid: Grid | None = None) -> Grid | None:
+        return None
+
+    def num_output_tokens(self, grid: Grid | None = None) -> int:
+        return self.num_queries
+
+    def resample(self, features: torch.Tensor, grid: Grid) -> torch.Tensor:
+        """``(B*V, N, D_in) -> (B*V, num_queries, D_out)``."""
+        media = self.media_proj(self.media_norm(features))  # (B*V, N, d)
+        queries = self.queries.unsqueeze(0).expand(features.shape[0], -1, -1)  # (B*V, Q, d)
+        for layer in self.layers:
+            queries = layer(queries, media)  # (B*V, Q, d)
+        return self.out_proj(self.norm(queries))  # (B*V, Q, D_out)
+
+
+def default_heads(hidden_dim: int, num_heads: int | None) -> int:
+    """``num_heads``, or one head per 64 channels (at least one)."""
+    return num_heads if num_heads is not None else max(1, hidden_dim // 64)
+
+
 class Attention(nn.Module):
     """Multi-head attention without any mask: every query sees every key (non-causal).
 

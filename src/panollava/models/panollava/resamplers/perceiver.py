@@ -1,4 +1,5 @@
-"""``perceiver`` resampler (Flamingo Perceiver Resampler): learned latents attend to the media.
+"""``perceiver`` resampler (Flamingo Perceiver Resampler): learned queries (the
+latents) attend to the media.
 
 Each layer: the latents attend to the concatenation ``[media; latents]`` (keys and values from
 both, as in Flamingo), then a feed-forward; pre-norm residual. No mask. The output is
@@ -12,7 +13,13 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from panollava.models.panollava.resamplers.base import Attention, FeedForward, Grid, Resampler
+from panollava.models.panollava.resamplers.base import (
+    Attention,
+    FeedForward,
+    Grid,
+    QueryResampler,
+    default_heads,
+)
 
 __all__ = ["PerceiverLayer", "PerceiverResampler"]
 
@@ -35,7 +42,7 @@ class PerceiverLayer(nn.Module):
         return latents + self.ff(self.ff_norm(latents))  # (b, Q, d)
 
 
-class PerceiverResampler(Resampler):
+class PerceiverResampler(QueryResampler):
     """Learned latents + ``depth`` Perceiver layers + ``LayerNorm -> Linear(d, D_out)``.
 
     ``(B*V, N, D_in) -> (B*V, num_queries, D_out)``; output grid ``None``.
@@ -50,7 +57,6 @@ class PerceiverResampler(Resampler):
     """
 
     kind: ClassVar[str] = "perceiver"
-    keeps_grid: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -64,29 +70,16 @@ class PerceiverResampler(Resampler):
         num_heads: int | None = None,
         dropout: float = 0.0,
     ) -> None:
-        super().__init__(in_dim=in_dim, out_dim=out_dim, grid=grid)
-        if num_queries < 1:
-            raise ValueError(f"num_queries must be >= 1, got {num_queries}")
-        heads = num_heads if num_heads is not None else max(1, hidden_dim // 64)
-        self.num_queries = num_queries
-        self.latents = nn.Parameter(torch.randn(num_queries, hidden_dim) * 0.02)  # (Q, d)
-        self.media_proj = nn.Linear(in_dim, hidden_dim)
-        self.layers = nn.ModuleList(
+        heads = default_heads(hidden_dim, num_heads)
+        layers = [
             PerceiverLayer(hidden_dim, num_heads=heads, dropout=dropout) for _ in range(depth)
+        ]
+        super().__init__(
+            in_dim=in_dim,
+            out_dim=out_dim,
+            grid=grid,
+            hidden_dim=hidden_dim,
+            num_queries=num_queries,
+            layers=layers,
+            media_norm=False,  # each Perceiver layer norms the media itself
         )
-        self.norm = nn.LayerNorm(hidden_dim)
-        self.out_proj = nn.Linear(hidden_dim, out_dim)
-
-    def output_grid(self, grid: Grid | None = None) -> Grid | None:
-        return None
-
-    def num_output_tokens(self, grid: Grid | None = None) -> int:
-        return self.num_queries
-
-    def resample(self, features: torch.Tensor, grid: Grid) -> torch.Tensor:
-        """``(B*V, N, D_in) -> (B*V, num_queries, D_out)``."""
-        media = self.media_proj(features)  # (B*V, N, d)
-        latents = self.latents.unsqueeze(0).expand(features.shape[0], -1, -1)  # (B*V, Q, d)
-        for layer in self.layers:
-            latents = layer(latents, media)  # (B*V, Q, d)
-        return self.out_proj(self.norm(latents))  # (B*V, Q, D_out)

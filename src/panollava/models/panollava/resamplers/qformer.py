@@ -12,7 +12,13 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from panollava.models.panollava.resamplers.base import Attention, FeedForward, Grid, Resampler
+from panollava.models.panollava.resamplers.base import (
+    Attention,
+    FeedForward,
+    Grid,
+    QueryResampler,
+    default_heads,
+)
 
 __all__ = ["QFormerLayer", "QFormerResampler"]
 
@@ -41,7 +47,7 @@ class QFormerLayer(nn.Module):
         return queries + self.ff(self.ff_norm(queries))  # (b, Q, d)
 
 
-class QFormerResampler(Resampler):
+class QFormerResampler(QueryResampler):
     """Learned queries + ``depth`` Q-Former layers + ``LayerNorm -> Linear(d, D_out)``.
 
     ``(B*V, N, D_in) -> (B*V, num_queries, D_out)``; output grid ``None``.
@@ -57,7 +63,6 @@ class QFormerResampler(Resampler):
     """
 
     kind: ClassVar[str] = "qformer"
-    keeps_grid: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -72,33 +77,19 @@ class QFormerResampler(Resampler):
         self_attention: bool = True,
         dropout: float = 0.0,
     ) -> None:
-        super().__init__(in_dim=in_dim, out_dim=out_dim, grid=grid)
-        if num_queries < 1:
-            raise ValueError(f"num_queries must be >= 1, got {num_queries}")
-        heads = num_heads if num_heads is not None else max(1, hidden_dim // 64)
-        self.num_queries = num_queries
-        self.queries = nn.Parameter(torch.randn(num_queries, hidden_dim) * 0.02)  # (Q, d)
-        self.media_norm = nn.LayerNorm(in_dim)
-        self.media_proj = nn.Linear(in_dim, hidden_dim)
-        self.layers = nn.ModuleList(
+        heads = default_heads(hidden_dim, num_heads)
+        layers = [
             QFormerLayer(
                 hidden_dim, num_heads=heads, self_attention=self_attention, dropout=dropout
             )
             for _ in range(depth)
+        ]
+        super().__init__(
+            in_dim=in_dim,
+            out_dim=out_dim,
+            grid=grid,
+            hidden_dim=hidden_dim,
+            num_queries=num_queries,
+            layers=layers,
+            media_norm=True,
         )
-        self.norm = nn.LayerNorm(hidden_dim)
-        self.out_proj = nn.Linear(hidden_dim, out_dim)
-
-    def output_grid(self, grid: Grid | None = None) -> Grid | None:
-        return None
-
-    def num_output_tokens(self, grid: Grid | None = None) -> int:
-        return self.num_queries
-
-    def resample(self, features: torch.Tensor, grid: Grid) -> torch.Tensor:
-        """``(B*V, N, D_in) -> (B*V, num_queries, D_out)``."""
-        media = self.media_proj(self.media_norm(features))  # (B*V, N, d)
-        queries = self.queries.unsqueeze(0).expand(features.shape[0], -1, -1)  # (B*V, Q, d)
-        for layer in self.layers:
-            queries = layer(queries, media)  # (B*V, Q, d)
-        return self.out_proj(self.norm(queries))  # (B*V, Q, D_out)
