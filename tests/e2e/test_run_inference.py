@@ -252,14 +252,14 @@ def test_predictor_places_model_and_batches_on_its_device_and_dtype(panollava_ru
 
 
 @pytest.mark.gpu
-def test_predictor_on_cuda_answers_like_cpu(panollava_run):
+@pytest.mark.parametrize("which", ["panollava_run", "panoadapt_run"])
+def test_predictor_on_cuda_answers_like_cpu(which, request):
     from panollava.inference import Predictor
 
+    run = request.getfixturevalue(which)
     answers = {}
     for device in ("cpu", "cuda"):
-        predictor = Predictor.from_run(
-            panollava_run, max_new_tokens=8, device=device, dtype="float32"
-        )
+        predictor = Predictor.from_run(run, max_new_tokens=8, device=device, dtype="float32")
         rows = split_rows(predictor.cfg, "test")[:3]
         answers[device] = [predictor.answer(predictor.load(r.image)[1], r.query) for r in rows]
     assert answers["cuda"] == answers["cpu"]
