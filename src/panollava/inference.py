@@ -146,11 +146,13 @@ class Predictor:
             family=family, source="tiny" if tiny else "pretrained", checkpoint=model
         )
         cfg = PanoConfig(experiment=family, views=views, model=mcfg)
-        loaded = load_adapter(
+        target = resolve_device(device)
+        loaded = load_adapter(  # straight in the serving dtype: no float32 copy of a 4B model
             family,
             views,
             checkpoint="tiny" if tiny else mcfg.resolved_checkpoint(),
             tiny_corpus=list(tiny_corpus or ["what is there in the panorama"]),
+            dtype=resolve_dtype(dtype, target),
         )
         name = f"{family} · {model or mcfg.resolved_checkpoint()}"
         return cls(
