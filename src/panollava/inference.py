@@ -11,6 +11,7 @@ image settings it was trained with, so a panorama is cut exactly as in training:
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -135,15 +136,30 @@ class Predictor:
         device: str | torch.device = "auto",
         dtype: str | torch.dtype = "auto",
     ) -> Predictor:
-        """An untrained PanoAdapt family model: HF id, local folder (e.g. an export) or ``tiny``."""
+        """A PanoAdapt family model: HF id, local folder or ``tiny`` (random stand-in).
+
+        A folder written by ``panollava export`` carries ``panorama.json``: its family, views
+        and PanoRoPE setting are used (they are what the model was trained with), overriding
+        ``family`` and ``views``.
+        """
         from panollava.models.adapters.loading import load_adapter
         from panollava.models.adapters.schema import PanoAdaptConfig
         from panollava.models.adapters.system import PanoAdaptSystem
 
         views = views or ViewsConfig()
         tiny = model == "tiny"
+        panorope = False
+        meta_file = Path(model) / "panorama.json" if model and not tiny else None
+        if meta_file is not None and meta_file.is_file():
+            meta = json.loads(meta_file.read_text())
+            views = ViewsConfig.model_validate(meta["views"])
+            panorope = bool(meta.get("panorope", False))
+            family = meta.get("family", family)
         mcfg = PanoAdaptConfig(
-            family=family, source="tiny" if tiny else "pretrained", checkpoint=model
+            family=family,
+            source="tiny" if tiny else "pretrained",
+            checkpoint=model,
+            panorope=panorope,
         )
         cfg = PanoConfig(experiment=family, views=views, model=mcfg)
         target = resolve_device(device)
@@ -153,6 +169,7 @@ class Predictor:
             checkpoint="tiny" if tiny else mcfg.resolved_checkpoint(),
             tiny_corpus=list(tiny_corpus or ["what is there in the panorama"]),
             dtype=resolve_dtype(dtype, target),
+            panorope=panorope,
         )
         name = f"{family} · {model or mcfg.resolved_checkpoint()}"
         return cls(

@@ -181,6 +181,12 @@ def test_export_panoadapt_run_reloads_with_plain_transformers(panoadapt_run, tmp
         app, ["export", "--run", str(panoadapt_run), "--out", str(tmp_path / "x")]
     )
     assert res.exit_code == 2 and "exists" in res.output
+    # the export serves like the run: its panorama.json brings back the views and PanoRoPE
+    exported = Predictor.from_family("gemma3", str(tmp_path / "x"), max_new_tokens=8)
+    assert exported.cfg.model.family == cfg.model.family and exported.cfg.views == cfg.views
+    assert exported.cfg.model.panorope == cfg.model.panorope
+    run = Predictor.from_run(panoadapt_run, max_new_tokens=8)
+    assert exported.answer(viewset, "what is there") == run.answer(viewset, "what is there")
 
 
 @pytest.mark.e2e
