@@ -208,6 +208,18 @@ class Predictor:
         tokenizer = self.system.tokenizer
         return [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
 
+    def prompt_overhead(self) -> int:
+        """Prompt tokens besides the query's own: image tokens and chat template (an estimate
+        for dynamic-resolution ``native`` inputs). Token budgets count them."""
+        from panollava.views import make_layout
+
+        layout = make_layout(self.views_cfg)
+        t = self.views_cfg.tile_size
+        shape = (1, 3, t, 2 * t) if layout.native else (len(layout.views), 3, t, t)
+        ids = self._collate([Question(torch.zeros(shape), "x")])["input_ids"]
+        own = len(self.system.tokenizer("x", add_special_tokens=False)["input_ids"])
+        return int(ids.shape[1]) - own
+
     def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Tensors of ``batch`` on the model's device; floating ones (pixels) in its dtype."""
         out = {}

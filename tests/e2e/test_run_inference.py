@@ -269,3 +269,32 @@ def test_predictor_on_cuda_answers_like_cpu(which, request):
         rows = split_rows(predictor.cfg, "test")[:3]
         answers[device] = [predictor.answer(predictor.load(r.image)[1], r.query) for r in rows]
     assert answers["cuda"] == answers["cpu"]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("which", ["panollava_run", "panoadapt_run"])
+def test_token_budget_counts_image_tokens(which, request):
+    """``prompt_overhead`` + query tokens = the real prompt length the model receives."""
+    from panollava.inference import Predictor, Question
+
+    predictor = Predictor.from_run(request.getfixturevalue(which), max_new_tokens=4)
+    row = split_rows(predictor.cfg, "test")[0]
+    _, viewset = predictor.load(row.image)
+    real = predictor._collate([Question(viewset.pixels, row.query)])["input_ids"].shape[1]
+    own = len(predictor.system.tokenizer(row.query, add_special_tokens=False)["input_ids"])
+    overhead = predictor.prompt_overhead()
+    assert overhead + own == real
+    image_tokens = int(
+        (
+            predictor._collate([Question(viewset.pixels, row.query)])["input_ids"]
+            == _image_token_id(predictor)
+        ).sum()
+    )
+    assert image_tokens > 0 and overhead > image_tokens  # image tokens + the chat template
+
+
+def _image_token_id(predictor) -> int:
+    model = predictor.system.model
+    if predictor.cfg.model.system == "panollava":
+        return model.vision_token_id
+    return model.image_token_id

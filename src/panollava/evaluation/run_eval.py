@@ -62,13 +62,21 @@ def _env_shard() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
-def _eval_items(cfg: PanoConfig, split: str, tokenizer) -> tuple[list[EvalItem], dict, object]:
+def _eval_items(
+    cfg: PanoConfig, split: str, tokenizer, overhead: int = 0
+) -> tuple[list[EvalItem], dict, object]:
+    """The split's unique pairs; ``prompt_tokens`` = query tokens + ``overhead`` (image tokens
+    and template), so ``--token-budget`` bounds what the model really holds per batch."""
     from panollava.data.datasets import build_dataset
 
     dataset = build_dataset(cfg, split, mode="eval")
     index = {(g.rows[0].url, g.rows[0].query): k for k, g in enumerate(dataset.groups)}
     items = [
-        EvalItem(url, query, prompt_tokens=len(tokenizer(query)["input_ids"]))
+        EvalItem(
+            url,
+            query,
+            prompt_tokens=overhead + len(tokenizer(query, add_special_tokens=False)["input_ids"]),
+        )
         for (url, query) in index
     ]
     return items, index, dataset
@@ -185,7 +193,8 @@ def evaluate_run(
     out = run_dir / "eval" / split
     shard = shard or _env_shard()
     predictor, tokenizer = _predictor(cfg, run_dir, backend, max_new_tokens, device, dtype)
-    items, index, dataset = _eval_items(cfg, split, tokenizer)
+    overhead = predictor.prompt_overhead() if hasattr(predictor, "prompt_overhead") else 0
+    items, index, dataset = _eval_items(cfg, split, tokenizer, overhead)
 
     questions = _QuestionSource(dataset, index)
 

@@ -70,7 +70,11 @@ def eval_command(
     max_new_tokens: Annotated[int, typer.Option(help="Greedy decoding length.")] = 128,
     batch_size: Annotated[int, typer.Option(help="Most prompts per generation batch.")] = 16,
     token_budget: Annotated[
-        int | None, typer.Option(help="Most padded prompt tokens per batch (batch x longest).")
+        int | None,
+        typer.Option(
+            help="Most padded prompt tokens per batch (batch x longest prompt, image tokens "
+            "included)."
+        ),
     ] = None,
     shard: Annotated[
         str | None,
