@@ -298,3 +298,20 @@ def _image_token_id(predictor) -> int:
     if predictor.cfg.model.system == "panollava":
         return model.vision_token_id
     return model.image_token_id
+
+
+@pytest.mark.e2e
+def test_zero_shot_eval_of_an_untrained_recipe(panoadapt_run, tmp_path, caplog):
+    """A fresh run folder evaluates the base model, says so, and keeps the resolved config."""
+    import logging
+
+    from panollava.evaluation.run_eval import evaluate_run
+
+    cfg = load_config(panoadapt_run / "config.yaml")
+    with caplog.at_level(logging.WARNING):
+        out = evaluate_run(cfg, tmp_path / "zeroshot", max_new_tokens=4, batch_size=4, n_boot=5)
+    assert "zero-shot" in caplog.text
+    assert (tmp_path / "zeroshot" / "config.yaml").exists() and (out / "metrics.json").exists()
+    assert len(_rows(out / "predictions.csv")) == len(
+        {(r.url, r.query) for r in split_rows(cfg, "test")}
+    )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from panollava.config import PanoConfig
+from panollava.config import PanoConfig, save_config
 from panollava.evaluation.generation import (
     EvalItem,
     image_shards,
@@ -236,6 +236,14 @@ def _predictor(
     if backend == "transformers":
         from panollava.inference import Predictor
 
+        state = RunState.load(run_dir, [s.name for s in cfg.train.stages])
+        if not any(r.status == "done" for r in state.stages):
+            log.warning(
+                "%s has no finished stage: evaluating the untrained model (zero-shot)", run_dir
+            )
+            if not (run_dir / "config.yaml").exists():
+                run_dir.mkdir(parents=True, exist_ok=True)
+                save_config(cfg, run_dir / "config.yaml")
         system = load_trained_system(cfg, run_dir)
         predictor = Predictor(
             cfg, system, max_new_tokens=max_new_tokens, device=device, dtype=dtype
