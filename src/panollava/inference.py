@@ -111,7 +111,7 @@ class Predictor:
             )
         cfg = load_config(config)
         state = RunState.load(run_dir, [s.name for s in cfg.train.stages])
-        done = [r.name for r in state.stages if r.status == "done"]
+        done = state.finished()
         if not done:
             raise RunNotTrainedError(
                 f"{run_dir} has no finished stage (stages.json: "
@@ -190,13 +190,11 @@ class Predictor:
     def image_cfg(self) -> ImageConfig:
         return self.cfg.image
 
-    def load(
-        self, image: str | Path, *, min_width: int | None = None
-    ) -> tuple[torch.Tensor, ViewSet]:
+    def load(self, image: str | Path) -> tuple[torch.Tensor, ViewSet]:
         """Decode ``image`` (at the resolution the views need) and cut its views."""
         from panollava.data.images import load_erp
 
-        need = max(required_erp_width(self.views_cfg) or 0, min_width or 0) or None
+        need = required_erp_width(self.views_cfg)
         erp = load_erp(image, cfg=self.image_cfg, min_width=need)  # (3, H, W)
         return erp, build_viewset(erp, self.views_cfg)
 

@@ -161,8 +161,15 @@ def _draft_scale(w: int, min_width: int | None) -> int:
 
 
 # EXIF orientation -> (quarter turns counter-clockwise, then mirror left-right) of the pixels.
-_ORIENT = {2: (0, True), 3: (2, False), 4: (2, True), 5: (3, True), 6: (3, False), 7: (1, True)}
-_ORIENT[8] = (1, False)
+_ORIENT = {
+    2: (0, True),
+    3: (2, False),
+    4: (2, True),
+    5: (3, True),
+    6: (3, False),
+    7: (1, True),
+    8: (1, False),
+}
 
 
 def decode_jpeg_torch(

@@ -147,20 +147,20 @@ def run_generation(
         if on_plan is not None:
             on_plan(planned)
         for batch in planned:
-            missing = [it for it in batch if it.key not in done]
             answers = predict(batch)
             if len(answers) != len(batch):
                 raise RuntimeError(
                     f"predict returned {len(answers)} answers for {len(batch)} items"
                 )
-            writer.writerows(
+            rows = [
                 (it.url, it.query, a)
                 for it, a in zip(batch, answers, strict=True)
                 if it.key not in done
-            )
+            ]
+            writer.writerows(rows)
             f.flush()
             os.fsync(f.fileno())
-            finished += len(missing)
+            finished += len(rows)
             if progress is not None:
                 progress(finished, len(todo))
     return out_csv

@@ -3,8 +3,8 @@
 Writes ``RUN_DIR/eval/<split>/predictions.csv`` (incremental, resumable), ``metrics.json`` and
 ``per_sample.csv`` (grouped protocol) and ``report.md``/``report.html``.
 
-Sharding: ``shard=(k, n)`` makes this process answer every n-th pair into
-``predictions.shard-k-of-n.csv``. Under ``torchrun`` the shard comes from ``RANK``/``WORLD_SIZE``
+Sharding: ``shard=(k, n)`` makes this process answer the pairs of its share of the panoramas
+(:func:`~panollava.evaluation.generation.image_shards`) into ``predictions.shard-k-of-n.csv``. Under ``torchrun`` the shard comes from ``RANK``/``WORLD_SIZE``
 and rank 0 merges and scores once every rank has finished; shards started by hand are merged and
 scored by :func:`merge_and_score` (``panollava eval ... --merge N``).
 """
@@ -237,7 +237,7 @@ def _predictor(
         from panollava.inference import Predictor
 
         state = RunState.load(run_dir, [s.name for s in cfg.train.stages])
-        if not any(r.status == "done" for r in state.stages):
+        if not state.finished():
             log.warning(
                 "%s has no finished stage: evaluating the untrained model (zero-shot)", run_dir
             )

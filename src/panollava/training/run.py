@@ -65,6 +65,10 @@ class RunState:
     def done(self, name: str) -> bool:
         return self.record(name).status == "done"
 
+    def finished(self) -> list[str]:
+        """Names of the finished stages, in stage order."""
+        return [r.name for r in self.stages if r.status == "done"]
+
     def previous_weights(self, name: str) -> Path | None:
         """Weights of the last finished stage before ``name`` (the starting point of ``name``)."""
         prior = None
