@@ -35,6 +35,7 @@ __all__ = [
     "fail",
     "load_config_or_fail",
     "split_config_args",
+    "split_configs_args",
     "user_errors",
 ]
 
@@ -82,16 +83,21 @@ def user_errors(*kinds: type[BaseException]) -> Iterator[None]:
         fail(str(exc))
 
 
+def split_configs_args(args: Sequence[str] | None) -> tuple[list[Path], list[str]]:
+    """``CONFIG... KEY=VALUE...`` -> (config paths, overrides), by the same override rule."""
+    overrides = [a for a in args or [] if _OVERRIDE.match(a)]
+    return [Path(a) for a in args or [] if not _OVERRIDE.match(a)], overrides
+
+
 def split_config_args(args: Sequence[str] | None) -> tuple[Path | None, list[str]]:
     """``[CONFIG] KEY=VALUE...`` -> (config path or None, overrides); one config at most."""
-    overrides = [a for a in args or [] if _OVERRIDE.match(a)]
-    paths = [a for a in args or [] if not _OVERRIDE.match(a)]
+    paths, overrides = split_configs_args(args)
     if len(paths) > 1:
         fail(
             f"expected one YAML config and KEY=VALUE overrides, got several configs: {paths} "
             "(an override looks like views.fov_deg=60)"
         )
-    return (Path(paths[0]) if paths else None), overrides
+    return (paths[0] if paths else None), overrides
 
 
 def load_config_or_fail(path: Path | None, overrides: list[str] | None = None) -> PanoConfig:

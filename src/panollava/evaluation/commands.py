@@ -1,5 +1,6 @@
-"""CLI commands of the evaluation subsystem: ``score``, ``compare``, ``report``, ``baseline blind``
-and ``judge``. Thin wrappers over the library functions; heavy imports happen inside."""
+"""CLI commands of the evaluation subsystem: ``eval``, ``grid``, ``ablate``, ``score``,
+``compare``, ``report``, ``baseline blind`` and ``judge``. Thin wrappers over the library
+functions; heavy imports happen inside."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from panollava.cli_support import (
     fail,
     load_config_or_fail,
     split_config_args,
+    split_configs_args,
     user_errors,
 )
 
@@ -403,9 +405,127 @@ def eval_command(
     console.print(f"[green]evaluation:[/] {escape(str(out))}", highlight=False)
 
 
+GridOutOption = Annotated[
+    Path, typer.Option("--out", "-o", help="Grid folder: runs/, results.md, results.csv.")
+]
+GridTokensOption = Annotated[
+    int, typer.Option("--max-new-tokens", help="Greedy decoding length (new tokens).")
+]
+
+
+def _say(message: str) -> None:
+    console.print(escape(message), highlight=False, soft_wrap=True)
+
+
+def grid_command(
+    args: Annotated[
+        list[str],
+        typer.Argument(
+            help="Recipe YAMLs, then dotted overrides KEY=VALUE applied to every recipe.",
+            show_default=False,
+        ),
+    ],
+    out: GridOutOption,
+    max_new_tokens: GridTokensOption = 128,
+    batch_size: Annotated[int, typer.Option(help="Most prompts per generation batch.")] = 16,
+    bootstrap: BootstrapOption = BOOTSTRAP_RESAMPLES,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Only the first N unique test pairs (a quick look).")
+    ] = None,
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "auto",
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="Evaluate every recipe again, discarding earlier predictions."
+        ),
+    ] = False,
+) -> None:
+    """Train and evaluate RECIPE... in turn into OUT (resumable; finished recipes are skipped by
+    fingerprint), score both protocols, write OUT/results.md and OUT/results.csv (model x
+    method, 95% CIs, paired tests against each family's native row)."""
+    # deferred: keeps --help fast
+    from panollava.config import ConfigError
+    from panollava.data.images import ImageLoadError
+    from panollava.data.quic360 import DataError
+    from panollava.evaluation.grid import EvalSettings, run_grid
+    from panollava.evaluation.provenance import ProvenanceError
+    from panollava.evaluation.tables import TableError
+
+    recipes, overrides = split_configs_args(args)
+    if not recipes:
+        fail(
+            "grid needs at least one recipe YAML, e.g. `panollava grid configs/panoadapt/*.yaml --out grid`"
+        )
+    settings = EvalSettings(
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        n_boot=bootstrap,
+        limit=limit,
+        device=device,
+        dtype=dtype,
+        overwrite=overwrite,
+    )
+    known = (ConfigError, FileNotFoundError, DataError, TableError, ImageLoadError, ProvenanceError)
+    with user_errors(*known, ValueError):
+        _, md, csv_path = run_grid(recipes, out, settings, overrides=overrides, say=_say)
+    typer.echo(md.read_text(encoding="utf-8"))
+    console.print(f"[green]grid:[/] {escape(str(md))}, {escape(str(csv_path))}", highlight=False)
+
+
+def ablate_command(
+    args: Annotated[
+        list[str],
+        typer.Argument(
+            help="Suite YAML (configs/ablation/), then dotted overrides KEY=VALUE applied to "
+            "every run.",
+            show_default=False,
+        ),
+    ],
+    out: GridOutOption,
+    seeds: Annotated[
+        str | None, typer.Option(help="Comma-separated seeds instead of the suite's, e.g. 0,1.")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Only the first N unique test pairs (a quick look).")
+    ] = None,
+) -> None:
+    """Run an ablation suite: every (family, variant, seed) trained and evaluated on the same
+    synthetic data (resumable), then OUT/results.md and results.csv: mean ± 95% CI over seeds
+    and paired-by-seed tests against each family's baseline, for every metric scored."""
+    # deferred: keeps --help fast
+    from panollava.config import ConfigError
+    from panollava.data.images import ImageLoadError
+    from panollava.data.quic360 import DataError
+    from panollava.evaluation.ablation import run_ablation
+    from panollava.evaluation.provenance import ProvenanceError
+
+    suites, overrides = split_configs_args(args)
+    if len(suites) != 1:
+        fail(
+            f"ablate takes one suite YAML, got {[str(p) for p in suites]}, e.g. "
+            "`panollava ablate configs/ablation/tiny.yaml --out outputs/ablation`"
+        )
+    try:
+        chosen = [int(x) for x in seeds.split(",")] if seeds else None
+    except ValueError:
+        fail(f"--seeds takes comma-separated integers (e.g. 0,1,2), got {seeds!r}")
+    known = (ConfigError, FileNotFoundError, DataError, ImageLoadError, ProvenanceError)
+    with user_errors(*known, ValueError):
+        md, csv_path = run_ablation(
+            suites[0], out, seeds=chosen, overrides=overrides, limit=limit, say=_say
+        )
+    typer.echo(md.read_text(encoding="utf-8"))
+    console.print(
+        f"[green]ablation:[/] {escape(str(md))}, {escape(str(csv_path))}", highlight=False
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Attach the evaluation commands to the main CLI."""
     app.command("eval")(eval_command)
+    app.command("grid")(grid_command)
+    app.command("ablate")(ablate_command)
     app.command("score")(score_command)
     app.command("compare")(compare_command)
     app.command("report")(report_command)
