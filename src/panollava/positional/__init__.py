@@ -8,20 +8,28 @@ from panollava.positional.multiview_pe import (
 )
 from panollava.positional.panorope import (
     ImageBlock,
+    block_positions,
+    check_panorope_layout,
     find_image_blocks,
     global_columns,
     panorope_positions,
     ring_columns,
+    row_stride,
+    tile_positions,
 )
 
 __all__ = [
     "ImageBlock",
     "MultiViewPE",
+    "block_positions",
+    "check_panorope_layout",
     "direction_codes",
     "find_image_blocks",
     "global_columns",
     "panorope_positions",
     "ring_columns",
+    "row_stride",
     "stitch_keep_index",
+    "tile_positions",
     "token_directions",
 ]
