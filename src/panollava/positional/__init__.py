@@ -2,7 +2,9 @@
 
 from panollava.positional.multiview_pe import (
     MultiViewPE,
+    code_separation,
     direction_codes,
+    finest_patch_deg,
     stitch_keep_index,
     token_directions,
 )
@@ -23,8 +25,10 @@ __all__ = [
     "MultiViewPE",
     "block_positions",
     "check_panorope_layout",
+    "code_separation",
     "direction_codes",
     "find_image_blocks",
+    "finest_patch_deg",
     "global_columns",
     "panorope_positions",
     "ring_columns",
