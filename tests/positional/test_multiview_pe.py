@@ -2,11 +2,13 @@
 
 import itertools
 import math
+import re
+from pathlib import Path
 
 import pytest
 import torch
 
-from panollava.config import ViewsConfig
+from panollava.config import ViewsConfig, load_config
 from panollava.geometry import ViewGeometry
 from panollava.positional import (
     MultiViewPE,
@@ -126,3 +128,26 @@ def test_positions_figure_cli(tmp_path):
         )
         assert res.exit_code == 0, res.output
         assert out.stat().st_size > 10_000
+
+
+def test_default_config_documents_the_stride_views_count():
+    """The figures in configs/panollava/default.yaml are the count stride_views keeps."""
+    path = Path(__file__).parents[2] / "configs" / "panollava" / "default.yaml"
+    cfg = load_config(path)
+    text = path.read_text(encoding="utf-8")
+    num = r"(\d[\d,]*)"
+    doc = re.search(
+        rf"stride_views: {num} =\s*#\s*{num} global \+ {num} first tile \+ {num} x {num}", text
+    )
+    tiles_doc = re.search(rf"Tile tokens: {num}\.", text)
+    assert doc and tiles_doc, "default.yaml must state the stride_views token count"
+    total, glob, first, n_rest, rest = (int(g.replace(",", "")) for g in doc.groups())
+    patch = int(re.search(r"patch(\d+)", cfg.model.vision_name)[1])  # SigLIP2 patch16-256
+    grid = (cfg.views.tile_size // patch,) * 2
+    layout = make_layout(cfg.views)
+    keep = stitch_keep_index(layout, grid, "stride_views")
+    per_view = torch.bincount(keep // (grid[0] * grid[1]), minlength=len(layout)).tolist()
+    assert len(keep) == total
+    assert per_view[layout.global_index] == glob and per_view[layout.tiles[0].index] == first
+    assert [per_view[v.index] for v in layout.tiles[1:]] == [rest] * n_rest
+    assert total - glob == int(tiles_doc[1].replace(",", ""))
