@@ -78,7 +78,7 @@ def _register_subcommands() -> None:
     from panollava.data.commands import register as register_data
     from panollava.evaluation.commands import register as register_evaluation
     from panollava.models.commands import register as register_models
-    from panollava.positional.figure import register as register_positions
+    from panollava.positional.commands import register as register_positions
     from panollava.serve.commands import register as register_serve
     from panollava.training.commands import register as register_training
     from panollava.views.commands import register as register_views

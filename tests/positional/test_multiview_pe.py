@@ -116,20 +116,6 @@ def test_stride_views_count_on_the_default_layout():
     assert per_view[0] == 256 and per_view[1] == 256  # global view and the ring's first tile
 
 
-def test_positions_figure_cli(tmp_path):
-    from typer.testing import CliRunner
-
-    from panollava.cli import app
-
-    out = tmp_path / "pos.png"
-    for kind in ("mrope", "1d"):
-        res = CliRunner().invoke(
-            app, ["positions", "--out", str(out), "--grid", "4", "--kind", kind]
-        )
-        assert res.exit_code == 0, res.output
-        assert out.stat().st_size > 10_000
-
-
 def test_default_config_documents_the_stride_views_count():
     """The figures in configs/panollava/default.yaml are the count stride_views keeps."""
     path = Path(__file__).parents[2] / "configs" / "panollava" / "default.yaml"

@@ -1,47 +1,31 @@
-"""``panollava positions``: a picture of the positions PanoRoPE gives every image token."""
+"""A picture of the positions PanoRoPE gives every image token (``panollava positions``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
-import typer
 
-from panollava.config import ViewsConfig
-from panollava.positional.panorope import global_columns, ring_columns
-from panollava.views import ViewLayout, make_layout
+from panollava.positional.panorope import RopeKind, block_positions
+from panollava.views import ViewLayout
 
-__all__ = ["plot_positions", "register"]
-
-
-def _view_positions(layout: ViewLayout, grid: tuple[int, int], kind: str) -> list[torch.Tensor]:
-    """Per view, the (image-relative) position of each token: width column (mrope) or 1-D."""
-    out = []
-    for v in layout.views:
-        rows = torch.arange(grid[0], dtype=torch.float64)[:, None].expand(grid)
-        if v.kind == "tile":
-            cols = global_columns(layout, v, grid)
-            width = ring_columns(layout, grid[1])
-        else:
-            cols = torch.arange(grid[1], dtype=torch.float64)[None].expand(grid)
-            width = float(grid[1])
-        out.append(cols if kind == "mrope" else rows * width + cols)
-    return out
+__all__ = ["plot_positions"]
 
 
 def plot_positions(
-    layout: ViewLayout,
-    grid: tuple[int, int],
-    out_path: str | Path,
-    kind: Literal["mrope", "1d"] = "mrope",
+    layout: ViewLayout, grid: tuple[int, int], out_path: str | Path, kind: RopeKind = "mrope"
 ) -> Path:
-    """Heat maps of every view's token positions (M-RoPE width, or 1-D) -> ``out_path`` (PNG)."""
-    positions = _view_positions(layout, grid, kind)
+    """Heat maps of every view's token positions -> ``out_path`` (PNG).
+
+    ``mrope``: the width position ``w`` (relative to the block origin, see
+    :func:`panollava.positional.block_positions`); ``1d``: the 1-D position.
+    """
+    row = 2 if kind == "mrope" else 0
+    positions = [block_positions(layout, v, grid, kind)[row] for v in layout.views]
     n = len(positions)
     cols = min(n, 5)
     rows = -(-n // cols)
@@ -51,8 +35,10 @@ def plot_positions(
         im = ax.imshow(
             pos.numpy(), cmap="twilight" if kind == "mrope" else "viridis", vmin=0, vmax=vmax
         )
-        label = "global" if v.kind == "global" else f"yaw {v.yaw_deg:+.0f}°"
-        ax.set_title(f"{v.index}: {label}", fontsize=8)
+        label = (
+            "global" if v.kind == "global" else f"yaw {v.yaw_deg:+.0f}° pitch {v.pitch_deg:+.0f}°"
+        )
+        ax.set_title(f"{v.index}: {label}", fontsize=7)
         ax.set_xticks([])
         ax.set_yticks([])
         if grid[1] <= 16:
@@ -64,7 +50,7 @@ def plot_positions(
                 ax.text(c, r, f"{value:.0f}", ha="center", va="center", fontsize=4, color="white")
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    what = "M-RoPE width position (global yaw column)" if kind == "mrope" else "1-D position"
+    what = "M-RoPE width position w" if kind == "mrope" else "1-D position"
     fig.suptitle(
         f"PanoRoPE: {what} per token — {layout.strategy}, ring overlap {layout.ring_overlap:.0%}"
     )
@@ -74,23 +60,3 @@ def plot_positions(
     fig.savefig(out_path, dpi=120)
     plt.close(fig)
     return out_path
-
-
-def positions_command(
-    out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")] = Path(
-        "positions.png"
-    ),
-    strategy: Annotated[str, typer.Option(help="View strategy.")] = "anyres_e2p",
-    fov: Annotated[float, typer.Option(help="Tile FoV, degrees.")] = 90.0,
-    overlap: Annotated[float, typer.Option(help="Tile overlap, 0..1.")] = 0.5,
-    grid: Annotated[int, typer.Option(help="Tokens per view side.")] = 16,
-    kind: Annotated[str, typer.Option(help="mrope (Qwen) or 1d (InternVL, Gemma3).")] = "mrope",
-) -> None:
-    """Plot the position each image token receives under PanoRoPE, view by view."""
-    layout = make_layout(ViewsConfig(strategy=strategy, fov_deg=fov, overlap=overlap))
-    path = plot_positions(layout, (grid, grid), out, kind=kind)  # type: ignore[arg-type]
-    typer.echo(str(path))
-
-
-def register(app: typer.Typer) -> None:
-    app.command("positions")(positions_command)

@@ -70,6 +70,7 @@ __all__ = [
     "find_image_blocks",
     "global_columns",
     "panorope_positions",
+    "position_grids",
     "ring_columns",
     "row_stride",
     "tile_positions",
@@ -271,6 +272,45 @@ def block_positions(
     stride = row_stride(layout, grid) + (1 if quantize else 0)
     row = rows + _ring_row_offset(layout, view, gh)
     return (row * stride + hw[1]).expand(3, gh, gw).clone()
+
+
+def position_grids(
+    layout: ViewLayout, grid: tuple[int, int], kind: RopeKind, *, quantize: bool = False
+) -> dict:
+    """Per view, the position grid the LLM receives (relative to its origin), as plain JSON.
+
+    ``mrope``: ``t``, ``h``, ``w`` lists ``(gh, gw)``; ``1d``: ``pos``. Every tile is relative
+    to the one tile origin (the first position after the text before the first tile), the
+    global view to its own (the first position after the text before it).
+    """
+    tiles = layout.tiles
+    out: dict = {
+        "kind": kind,
+        "grid": list(grid),
+        "strategy": layout.strategy,
+        "origin": "tiles: shared origin o (first position after the text before the first "
+        "tile); global view: its own origin; the LLM receives origin + these values",
+        "views": [],
+    }
+    if tiles:
+        out["ring_columns"] = ring_columns(layout, grid[1])
+        if len(tiles) > 2:
+            out["cut"] = {
+                "between_views": [tiles[-1].index, tiles[0].index],
+                "note": "the yaw ring is cut between the last tile and the first: their "
+                "corresponding tokens share h, and w differs by exactly ring_columns",
+            }
+        if kind == "1d":
+            out["row_stride"] = row_stride(layout, grid) + (1 if quantize else 0)
+    for v in layout.views:
+        rel = block_positions(layout, v, grid, kind, quantize=quantize)
+        entry = {k: val for k, val in v.to_json().items() if k not in ("height", "width")}
+        entry["origin"] = "tiles" if v.kind == "tile" else "own"
+        names = ("t", "h", "w") if kind == "mrope" else ("pos",)
+        for name, values in zip(names, rel, strict=False):
+            entry[name] = values.round(decimals=6).tolist()
+        out["views"].append(entry)
+    return out
 
 
 def _sample_positions(ids, mask, blocks, layout, kind, quantize) -> torch.Tensor:
