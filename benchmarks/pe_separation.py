@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 
-from panollava.config import ViewsConfig
 from panollava.positional import MultiViewPE, code_separation
 from panollava.views import make_layout
+from panollava.views.schema import ViewsConfig
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from panollava.config import ViewsConfig, load_config
+from panollava.config import load_config
 from panollava.geometry import ViewGeometry
 from panollava.positional import (
     MultiViewPE,
@@ -19,6 +19,7 @@ from panollava.positional import (
 )
 from panollava.views import make_layout, patch_correspondences
 from panollava.views.layout import ViewLayout, ViewMeta
+from panollava.views.schema import ViewsConfig
 
 
 def test_same_direction_same_code_across_tiles_and_the_seam():

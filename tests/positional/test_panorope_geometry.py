@@ -7,12 +7,13 @@ block per view separated by a marker, text), i.e. exactly what the LLM receives.
 import pytest
 import torch
 
-from panollava.config import ConfigError, ViewsConfig, config_from_dict
+from panollava.config import ConfigError, config_from_dict
 from panollava.geometry import xyz_to_lonlat
 from panollava.positional import check_panorope_layout, panorope_positions, ring_columns
 from panollava.positional.panorope import row_stride
 from panollava.views import make_layout, patch_correspondences
 from panollava.views.correspondence import patch_centers_rays
+from panollava.views.schema import ViewsConfig
 
 IMG = 7
 

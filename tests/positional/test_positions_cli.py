@@ -7,9 +7,9 @@ import torch
 from typer.testing import CliRunner
 
 from panollava.cli import app
-from panollava.config import ViewsConfig
 from panollava.positional import panorope_positions
 from panollava.views import make_layout
+from panollava.views.schema import ViewsConfig
 
 IMG = 7
 

@@ -1,41 +1,25 @@
 """Positions for panoramas: PanoRoPE (LLM position ids) and the multi-view PE of PanoLLaVA."""
 
-from panollava.positional.multiview_pe import (
-    MultiViewPE,
-    code_separation,
-    direction_codes,
-    finest_patch_deg,
-    stitch_keep_index,
-    token_directions,
-)
-from panollava.positional.panorope import (
-    ImageBlock,
-    block_positions,
-    check_panorope_layout,
-    find_image_blocks,
-    global_columns,
-    panorope_positions,
-    position_grids,
-    ring_columns,
-    row_stride,
-    tile_positions,
-)
+from panollava._lazy import lazy_exports
 
-__all__ = [
-    "ImageBlock",
-    "MultiViewPE",
-    "block_positions",
-    "check_panorope_layout",
-    "code_separation",
-    "direction_codes",
-    "find_image_blocks",
-    "finest_patch_deg",
-    "global_columns",
-    "panorope_positions",
-    "position_grids",
-    "ring_columns",
-    "row_stride",
-    "stitch_keep_index",
-    "tile_positions",
-    "token_directions",
-]
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "ImageBlock": "panorope",
+        "MultiViewPE": "multiview_pe",
+        "block_positions": "panorope",
+        "check_panorope_layout": "panorope",
+        "code_separation": "multiview_pe",
+        "direction_codes": "multiview_pe",
+        "find_image_blocks": "panorope",
+        "finest_patch_deg": "multiview_pe",
+        "global_columns": "panorope",
+        "panorope_positions": "panorope",
+        "position_grids": "panorope",
+        "ring_columns": "panorope",
+        "row_stride": "panorope",
+        "stitch_keep_index": "multiview_pe",
+        "tile_positions": "panorope",
+        "token_directions": "multiview_pe",
+    },
+)
