@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -59,7 +60,9 @@ def positions_command(
     if json_out is not None:
         record = position_grids(layout, (grid, grid), kind)
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(record, indent=1), encoding="utf-8")
+        text = json.dumps(record, indent=1)
+        text = re.sub(r"\[\s+([-\d.,\se]+?)\s+\]", lambda m: f"[{' '.join(m[1].split())}]", text)
+        json_out.write_text(text, encoding="utf-8")  # one line per grid row
         console.print(f"positions -> {json_out}", highlight=False)
 
 
