@@ -32,9 +32,7 @@ def plot_positions(
     fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.6 * rows), squeeze=False)
     vmax = max(float(p.max()) for p in positions)
     for ax, v, pos in zip(axes.flat, layout.views, positions, strict=False):
-        im = ax.imshow(
-            pos.numpy(), cmap="twilight" if kind == "mrope" else "viridis", vmin=0, vmax=vmax
-        )
+        im = ax.imshow(pos.numpy(), cmap="viridis", vmin=0, vmax=vmax)  # the ring is cut: linear
         label = (
             "global" if v.kind == "global" else f"yaw {v.yaw_deg:+.0f}° pitch {v.pitch_deg:+.0f}°"
         )
