@@ -69,7 +69,7 @@ _OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*=")
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``error: message`` in red to stderr (the message is never read as markup) and exit."""
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
