@@ -49,7 +49,7 @@ def test_ci_ablation_two_configs_two_seeds(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(grid, "evaluate_run", no_model)
     again = runner.invoke(app, ["ablate", str(SUITE), "--out", str(out)])
     assert again.exit_code == 0, again.output
-    assert again.output.count("skipped (finished with this config)") == 4
+    assert again.output.count(": skipped (finished with this config)") == 4
 
 
 @pytest.mark.e2e

@@ -94,7 +94,7 @@ def test_grid_tables_skip_and_rerun(setup, monkeypatch) -> None:
     monkeypatch.setattr(grid, "evaluate_run", no_model)
     again = _grid(out, *recipes, *overrides)
     assert again.exit_code == 0, again.output
-    assert again.output.count("skipped (finished with this config)") == 2
+    assert again.output.count(": skipped (finished with this config)") == 2
     monkeypatch.undo()
 
     changed = _grid(out, recipes[0], *overrides, "train.stages.0.lr=0.002")

@@ -443,6 +443,7 @@ def grid_command(
             "--overwrite", help="Evaluate every recipe again, discarding earlier predictions."
         ),
     ] = False,
+    progress_every: ProgressEveryOption = 30.0,
 ) -> None:
     """Train and evaluate RECIPE... in turn into OUT (resumable; finished recipes are skipped by
     fingerprint), score both protocols, write OUT/results.md and OUT/results.csv (model x
@@ -468,6 +469,7 @@ def grid_command(
         device=device,
         dtype=dtype,
         overwrite=overwrite,
+        progress_every_s=progress_every,
     )
     known = (ConfigError, FileNotFoundError, DataError, TableError, ImageLoadError, ProvenanceError)
     with user_errors(*known, ValueError):

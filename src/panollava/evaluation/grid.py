@@ -95,6 +95,7 @@ class EvalSettings:
     dtype: str = "auto"
     overwrite: bool = False
     protocols: tuple[str, ...] = PROTOCOLS
+    progress_every_s: float = 30.0  # outside a terminal: seconds between eval progress lines
 
 
 @dataclass
@@ -256,6 +257,7 @@ def _evaluate(
         device=settings.device,
         dtype=settings.dtype,
         overwrite=settings.overwrite,
+        progress_every_s=settings.progress_every_s,
     )
     if "per_row" in settings.protocols:
         _score_per_row(cfg, grouped, row.eval_dirs["per_row"], settings.n_boot, row.entry.label)
