@@ -14,6 +14,7 @@ from panollava.evaluation.ablation import (
     AblationRecord,
     ablation_markdown,
     aggregate,
+    image_paired_tests,
     load_suite,
     mean_ci,
     paired_seed_test,
@@ -187,6 +188,32 @@ def test_aggregate_and_markdown_over_seeds() -> None:
     assert "| variant | CIDEr | grounded.seam.f1 |" in md
     assert "| base | 2.0000 ± 2.4841 |" in md  # 4.303 * 1 / sqrt(3)
     assert "| off | -1.3333 [-2.7676, +0.1009] p=0.057 |" in md
+
+
+def _per_sample_csv(path: Path, cider: list[float]) -> Path:
+    lines = ["run,sample_id,url,CIDEr"]
+    lines += [f"r,s{i},img{i // 2},{c}" for i, c in enumerate(cider)]  # two samples per image
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_image_paired_test_averages_seeds_and_resamples_images(tmp_path: Path) -> None:
+    base = [0.2, 0.3, 0.1, 0.4, 0.2, 0.3]
+    files = {("f", "base", s): _per_sample_csv(tmp_path / f"b{s}.csv", base) for s in (0, 1)}
+    files["f", "up", 0] = _per_sample_csv(tmp_path / "u0.csv", [c + 0.1 for c in base])
+    files["f", "up", 1] = _per_sample_csv(tmp_path / "u1.csv", [c + 0.3 for c in base])
+    tests = image_paired_tests(files, {"f": "base"}, n_boot=200)
+    up = tests["f", "up", "CIDEr"]
+    assert up.n == 2 and up.mean == pytest.approx(0.2)  # seed mean of +0.1 and +0.3
+    assert up.lo == pytest.approx(0.2) and up.hi == pytest.approx(0.2)  # same gain everywhere
+    assert up.p == 0.0
+    rows = aggregate(
+        [AblationRecord("f", v, s, {"CIDEr": 1.0}) for v in ("base", "up") for s in (0, 1)],
+        {"f": "base"},
+        tests,
+    )
+    md = ablation_markdown(rows, seeds=[0, 1])
+    assert "| up | CIDEr | +0.2000 [+0.2000, +0.2000] | 0.000 |" in md
 
 
 @pytest.mark.parametrize(

@@ -23,13 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from panollava.config import ConfigError
 from panollava.data.synth import synthesize
+from panollava.evaluation.bootstrap import paired_bootstrap
 from panollava.evaluation.grid import EvalSettings, GridEntry, run_entries
-from panollava.evaluation.scoring import METRICS_FILE
+from panollava.evaluation.metrics import CaptionScores
+from panollava.evaluation.scoring import METRICS_FILE, PER_SAMPLE_FILE
 from panollava.strict import StrictModel
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "SeedStats",
     "ablation_markdown",
     "aggregate",
+    "image_paired_tests",
     "load_suite",
     "mean_ci",
     "paired_seed_test",
@@ -49,6 +53,8 @@ __all__ = [
 ]
 
 HEADLINE = ("CIDEr", "BLEU-4", "METEOR", "ROUGE-L")  # caption metrics shown in results.md
+# means of per-sample scores (per_sample.csv): testable by resampling images
+IMAGE_TEST_METRICS = ("CIDEr",)
 _NOT_SCORES = {"ci95", "counts", "unavailable", "missing_examples"}
 
 
@@ -209,9 +215,15 @@ class AblationRecord:
     metrics: dict[str, float]
 
 
-def aggregate(records: Sequence[AblationRecord], baselines: dict[str, str]) -> list[dict[str, Any]]:
+def aggregate(
+    records: Sequence[AblationRecord],
+    baselines: dict[str, str],
+    image_tests: dict[tuple[str, str, str], SeedStats] | None = None,
+) -> list[dict[str, Any]]:
     """Long rows (family, variant, metric): mean ± CI over seeds and, for non-baseline
-    variants, the paired-by-seed test against the family's baseline."""
+    variants, the paired-by-seed test against the family's baseline (and the images-paired
+    test of :func:`image_paired_tests` where given)."""
+    image_tests = image_tests or {}
     out = []
     groups: dict[tuple[str, str], dict[int, dict[str, float]]] = {}
     for r in records:
@@ -232,7 +244,69 @@ def aggregate(records: Sequence[AblationRecord], baselines: dict[str, str]) -> l
                     [by_seed[s][key] for s in paired], [base[s][key] for s in paired]
                 )
                 row |= {"diff": test.mean, "diff lo": test.lo, "diff hi": test.hi, "p": test.p}
+            img = image_tests.get((family, variant, key))
+            row |= {
+                "images diff": None if img is None else img.mean,
+                "images diff lo": None if img is None else img.lo,
+                "images diff hi": None if img is None else img.hi,
+                "images p": None if img is None else img.p,
+            }
             out.append(row)
+    return out
+
+
+def _per_sample(path: Path, metric: str) -> dict[str, tuple[str, float]]:
+    """``sample_id -> (url, score)`` of ``metric`` from a run's ``per_sample.csv``."""
+    with path.open(newline="", encoding="utf-8") as f:
+        return {
+            r["sample_id"]: (r["url"], float(r[metric]))
+            for r in csv.DictReader(f)
+            if r.get(metric, "") != ""
+        }
+
+
+def _seed_mean(files: Sequence[Path], metric: str) -> dict[str, tuple[str, float]]:
+    tables = [_per_sample(f, metric) for f in files]
+    common = set.intersection(*(set(t) for t in tables))
+    return {
+        sid: (tables[0][sid][0], sum(t[sid][1] for t in tables) / len(tables))
+        for sid in sorted(common)
+    }
+
+
+def image_paired_tests(
+    files: dict[tuple[str, str, int], Path],
+    baselines: dict[str, str],
+    *,
+    metrics: Sequence[str] = IMAGE_TEST_METRICS,
+    n_boot: int = 1000,
+) -> dict[tuple[str, str, str], SeedStats]:
+    """Per (family, variant, metric): paired bootstrap over test images of the seed-averaged
+    per-sample scores, variant − baseline, on the seeds both have (``files``: per_sample.csv
+    by (family, variant, seed)). Complements the seed t-test with the test-set noise."""
+    out = {}
+    for family, base in baselines.items():
+        variants = dict.fromkeys(v for (f, v, _) in files if f == family and v != base)
+        for variant in variants:
+            seeds = sorted(
+                s for (f, v, s) in files if (f, v) == (family, variant) and (f, base, s) in files
+            )
+            for metric in metrics:
+                a = _seed_mean([files[family, variant, s] for s in seeds], metric)
+                b = _seed_mean([files[family, base, s] for s in seeds], metric)
+                ids = sorted(set(a) & set(b))
+                if not ids:
+                    continue
+                va, vb = (np.array([x[sid][1] for sid in ids]) for x in (a, b))
+                urls = [a[sid][0] for sid in ids]
+                sa, sb = (
+                    CaptionScores(corpus={metric: float(v.mean())}, per_sample={metric: v})
+                    for v in (va, vb)
+                )
+                (test,) = paired_bootstrap(sa, sb, urls, n_boot=n_boot, seed=0)
+                out[family, variant, metric] = SeedStats(
+                    len(seeds), test.difference, test.ci[0], test.ci[1], test.p_value
+                )
     return out
 
 
@@ -291,7 +365,28 @@ def ablation_markdown(rows: Sequence[dict[str, Any]], *, seeds: Sequence[int]) -
                         f"p={c['p']:.3f}"
                     )
             lines.append(f"| {v} | " + " | ".join(cells) + " |")
+        lines += _image_test_lines(fam)
     return "\n".join(lines) + "\n"
+
+
+def _image_test_lines(fam: Sequence[dict[str, Any]]) -> list[str]:
+    tested = [r for r in fam if r.get("images diff") is not None]
+    if not tested:
+        return []
+    lines = [
+        "",
+        "Images paired (per-sample scores averaged over the seeds, then a paired bootstrap "
+        "over test images: the test-set noise, not the seed noise):",
+        "",
+        "| variant − baseline | metric | difference [95% CI] | p |",
+        "|---|---|---|---|",
+    ]
+    for r in tested:
+        lines.append(
+            f"| {r['variant']} | {r['metric']} | {r['images diff']:+.4f} "
+            f"[{r['images diff lo']:+.4f}, {r['images diff hi']:+.4f}] | {r['images p']:.3f} |"
+        )
+    return lines
 
 
 # ------------------------------------------------------------------ running a suite
@@ -349,11 +444,14 @@ def run_ablation(
     )
     keyed = suite_entries(suite, data, seeds)
     rows = run_entries([e for _, e in keyed], out, settings, overrides=overrides, say=say)
-    records = []
-    for (family, variant, seed), row in zip([k for k, _ in keyed], rows, strict=True):
+    records, files = [], {}
+    for key, row in zip([k for k, _ in keyed], rows, strict=True):
         metrics = json.loads((row.eval_dirs["grouped"] / METRICS_FILE).read_text())
-        records.append(AblationRecord(family, variant, seed, run_metrics(metrics)))
-    table = aggregate(records, {n: f.baseline for n, f in suite.families.items()})
+        records.append(AblationRecord(*key, run_metrics(metrics)))
+        files[key] = row.eval_dirs["grouped"] / PER_SAMPLE_FILE
+    baselines = {n: f.baseline for n, f in suite.families.items()}
+    images = image_paired_tests(files, baselines, n_boot=max(suite.eval.bootstrap, 1))
+    table = aggregate(records, baselines, images)
     md = out / "results.md"
     md.write_text(ablation_markdown(table, seeds=seeds), encoding="utf-8")
     path = out / "results.csv"

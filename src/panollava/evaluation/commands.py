@@ -411,9 +411,6 @@ def eval_command(
 GridOutOption = Annotated[
     Path, typer.Option("--out", "-o", help="Grid folder: runs/, results.md, results.csv.")
 ]
-GridTokensOption = Annotated[
-    int, typer.Option("--max-new-tokens", help="Greedy decoding length (new tokens).")
-]
 
 
 def _say(message: str) -> None:
@@ -429,7 +426,7 @@ def grid_command(
         ),
     ],
     out: GridOutOption,
-    max_new_tokens: GridTokensOption = 128,
+    max_new_tokens: MaxNewTokensOption = 128,
     batch_size: Annotated[int, typer.Option(help="Most prompts per generation batch.")] = 16,
     bootstrap: BootstrapOption = BOOTSTRAP_RESAMPLES,
     limit: Annotated[

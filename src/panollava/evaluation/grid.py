@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -208,8 +209,9 @@ def _score_per_row(cfg: PanoConfig, grouped: Path, out: Path, n_boot: int, name:
 
 def _older_folder(runs: Path, label: str, digest: str) -> Path | None:
     """The newest other folder of ``label`` (a run of an earlier config), if any."""
-    others = [p for p in runs.glob(f"{label}-*") if (p / GRID_FILE).is_file()]
-    others = [p for p in others if p.name != f"{label}-{digest[:10]}"]
+    name = re.compile(re.escape(label) + r"-[0-9a-f]{10}")
+    others = [p for p in runs.glob(f"{label}-*") if name.fullmatch(p.name)]
+    others = [p for p in others if (p / GRID_FILE).is_file() and p.name != f"{label}-{digest[:10]}"]
     return max(others, key=lambda p: p.stat().st_mtime) if others else None
 
 
@@ -303,6 +305,9 @@ def run_entries(
     say: Callable[[str], None] = print,
 ) -> list[GridRow]:
     """:func:`run_entry` for each entry in turn (labels must be unique)."""
+    unknown = sorted(set(settings.protocols) - set(PROTOCOLS))
+    if unknown or not settings.protocols:
+        raise ValueError(f"protocols must be a non-empty subset of {PROTOCOLS}, got {unknown}")
     labels = [e.label for e in entries]
     repeated = sorted({x for x in labels if labels.count(x) > 1})
     if repeated:
