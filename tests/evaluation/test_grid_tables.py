@@ -23,7 +23,8 @@ from panollava.evaluation.ablation import (
     t_quantile,
     t_two_sided_p,
 )
-from panollava.evaluation.grid import (
+from panollava.evaluation.grid import config_changes, train_fingerprint
+from panollava.evaluation.grid_tables import (
     GridEntry,
     GridRow,
     method_label,
@@ -31,7 +32,6 @@ from panollava.evaluation.grid import (
     reference_rows,
     results_csv_rows,
     results_markdown,
-    train_fingerprint,
 )
 from panollava.evaluation.metrics import CaptionScores
 from panollava.evaluation.samples import SampleSet
@@ -127,6 +127,8 @@ def test_training_fingerprint_ignores_output_dir_and_test_tables(tmp_path: Path)
     moved = train_fingerprint(load_config(TINY_ADAPT, [*base, "output_dir=/b", "data.test=[/t2]"]))
     assert a == moved
     assert a != train_fingerprint(load_config(TINY_ADAPT, [*base, "train.stages.0.lr=0.5"]))
+    changed = train_fingerprint(load_config(TINY_ADAPT, [*base, "train.stages.0.lr=0.5"]))
+    assert config_changes(a, changed) == ["config.train.stages.0.lr: 0.001 -> 0.5"]
     train.write_text("url\tquery\tannotation\na.jpg\tq\ty\n")  # same path, new content
     assert a != train_fingerprint(load_config(TINY_ADAPT, base))
 
