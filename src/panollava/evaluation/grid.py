@@ -274,6 +274,8 @@ def run_entries(
     repeated = sorted({x for x in labels if labels.count(x) > 1})
     if repeated:
         raise ValueError(f"recipe labels must be unique, repeated: {repeated} (rename the files)")
+    for entry in entries:  # every config is valid before the first one trains for hours
+        load_config(entry.recipe, [*entry.overrides, *overrides])
     rows = []
     for k, entry in enumerate(entries, 1):
         rows.append(
