@@ -106,8 +106,13 @@ def test_grid_tables_skip_and_rerun(setup, monkeypatch) -> None:
 
 
 @pytest.mark.e2e
-def test_grid_without_recipe_or_with_a_missing_one_is_a_clear_error(tmp_path: Path) -> None:
+def test_grid_input_mistakes_are_clear_errors(tmp_path: Path) -> None:
     none = runner.invoke(app, ["grid", "seed=1", "--out", str(tmp_path)])
     assert none.exit_code == 2 and "at least one recipe" in none.output
     missing = runner.invoke(app, ["grid", str(tmp_path / "nope.yaml"), "--out", str(tmp_path)])
     assert missing.exit_code == 2 and "nope.yaml" in missing.output
+    bad = runner.invoke(app, ["grid", str(TINY), str(TINY), "--out", str(tmp_path), "x.y=1"])
+    assert bad.exit_code == 2 and "unique" in bad.output  # the same recipe twice
+    typo = runner.invoke(app, ["grid", str(TINY), "--out", str(tmp_path), "views.nope=1"])
+    assert typo.exit_code == 2 and "views.nope" in typo.output  # before anything trains
+    assert not (tmp_path / "runs").exists()
