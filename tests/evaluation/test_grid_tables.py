@@ -117,6 +117,9 @@ def test_runs_on_different_samples_are_not_paired_and_say_why() -> None:
     runs["per_row"][1] = _run("q_nat", [0.1, 0.2], ["a", "b"])
     md = results_markdown(rows, runs, n_boot=50)
     assert "no paired test: not the same samples" in md
+    rows, runs = _rows()
+    runs["per_row"] = [_run(r.name, [0.1, 0.2], ["a", "a"]) for r in runs["per_row"]]
+    assert "no paired test: one test image" in results_markdown(rows, runs, n_boot=50)
 
 
 def test_training_fingerprint_ignores_output_dir_and_test_tables(tmp_path: Path) -> None:
@@ -218,6 +221,8 @@ def test_image_paired_test_averages_seeds_and_resamples_images(tmp_path: Path) -
     )
     md = ablation_markdown(rows, seeds=[0, 1])
     assert "| up | CIDEr | +0.2000 [+0.2000, +0.2000] | 0.000 |" in md
+    one = {k: _per_sample_csv(tmp_path / f"one{k[1]}{k[2]}.csv", [0.1, 0.2]) for k in files}
+    assert image_paired_tests(one, {"f": "base"}, n_boot=50) == {}  # one image: no test
 
 
 @pytest.mark.parametrize(

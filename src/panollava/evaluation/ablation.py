@@ -301,6 +301,8 @@ def image_paired_tests(
                     continue
                 va, vb = (np.array([x[sid][1] for sid in ids]) for x in (a, b))
                 urls = [a[sid][0] for sid in ids]
+                if len(set(urls)) < 2:  # one image: resampling images cannot vary anything
+                    continue
                 sa, sb = (
                     CaptionScores(corpus={metric: float(v.mean())}, per_sample={metric: v})
                     for v in (va, vb)

@@ -141,6 +141,9 @@ def _paired(
         except ValueError as exc:  # TableError: not the same test samples
             out.append(f"no paired test: {exc}")
             continue
+        if len(set(urls)) < 2:
+            out.append("no paired test: one test image (resampling images needs two or more)")
+            continue
         tests = paired_bootstrap(a, b, urls, n_boot=n_boot, seed=0)
         out.append({t.metric: _Paired(t.difference, t.ci, t.p_value) for t in tests})
     return out
