@@ -22,6 +22,7 @@ import torch
 from panollava.config import PanoConfig, save_config
 from panollava.evaluation.generation import (
     EvalItem,
+    exclusive,
     image_shards,
     merge_shards,
     run_generation,
@@ -190,8 +191,38 @@ def evaluate_run(
     :class:`panollava.inference.Predictor` (``auto``: this rank's GPU in bfloat16, else CPU).
     """
     run_dir = Path(run_dir)
-    out = run_dir / "eval" / split
     shard = shard or _env_shard()
+    # One evaluation per predictions file: a second one stops here, before loading a model.
+    with exclusive(shard_path(run_dir / "eval" / split, shard)):
+        return _evaluate_locked(
+            cfg,
+            run_dir,
+            split,
+            shard,
+            max_new_tokens,
+            batch_size,
+            token_budget,
+            n_boot,
+            backend,
+            device,
+            dtype,
+        )
+
+
+def _evaluate_locked(
+    cfg: PanoConfig,
+    run_dir: Path,
+    split: str,
+    shard: tuple[int, int],
+    max_new_tokens: int,
+    batch_size: int,
+    token_budget: int | None,
+    n_boot: int,
+    backend: str,
+    device: str,
+    dtype: str,
+) -> Path:
+    out = run_dir / "eval" / split
     predictor, tokenizer = _predictor(cfg, run_dir, backend, max_new_tokens, device, dtype)
     overhead = predictor.prompt_overhead() if hasattr(predictor, "prompt_overhead") else 0
     items, index, dataset = _eval_items(cfg, split, tokenizer, overhead)

@@ -102,6 +102,9 @@ def eval_command(
 ) -> None:
     """Generate once per (image, query) pair of SPLIT (resumable, shardable), score, report."""
     from panollava.cli_support import console, load_config_or_fail, user_errors
+    from panollava.data.images import ImageLoadError
+    from panollava.data.quic360 import DataError
+    from panollava.evaluation.generation import FileLockedError, PredictionsFileError
     from panollava.evaluation.run_eval import evaluate_run, merge_and_score
     from panollava.evaluation.vllm_backend import VLLMUnavailableError
 
@@ -114,7 +117,8 @@ def eval_command(
         with user_errors(FileNotFoundError, ValueError):
             out = merge_and_score(cfg, run, merge, split=split, n_boot=n_boot)
     else:
-        with user_errors(VLLMUnavailableError):
+        kinds = (VLLMUnavailableError, FileLockedError, PredictionsFileError, DataError)
+        with user_errors(*kinds, ImageLoadError):
             out = evaluate_run(
                 cfg,
                 run,
