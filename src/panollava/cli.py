@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from panollava.cli_support import console, fail, load_config_or_fail
+from panollava.cli_support import console, fail, load_config_or_fail, styled
 from panollava.config import ConfigError, config_to_yaml, load_config
 
 app = typer.Typer(
@@ -34,10 +34,10 @@ def config_validate(
     for f in files:
         try:
             load_config(f)
-            console.print(f"[green]ok[/] {f}")
+            console.print(styled("ok", "green", f))
         except ConfigError as exc:
             bad += 1
-            console.print(f"[red]invalid[/] {exc}", highlight=False)
+            console.print(styled("invalid", "red", exc), highlight=False)
     if bad:
         raise typer.Exit(1)
 

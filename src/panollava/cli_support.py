@@ -16,13 +16,17 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 
 __all__ = [
     "DeviceOption",
     "DtypeOption",
     "console",
+    "escape",
     "fail",
     "load_config_or_fail",
+    "styled",
     "user_errors",
 ]
 
@@ -37,9 +41,16 @@ DtypeOption = Annotated[
 ]
 
 
+def styled(label: str, style: str, text: object) -> Text:
+    """``label`` in ``style``, a space, then ``text`` exactly as given: user text (paths,
+    messages, URLs) is never read as rich markup, so ``[red]`` or ``[/x]`` print as they are.
+    (Inside f-strings that do use markup, wrap user text in :func:`escape`.)"""
+    return Text.assemble((label, style), " ", str(text))
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
-    """Print a red error to stderr and exit with ``code``."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print a red error to stderr (the message verbatim, never as markup), exit with ``code``."""
+    console.print(styled("error:", "bold red", message), highlight=False)
     raise typer.Exit(code)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 __all__ = ["register"]
 
@@ -107,7 +108,9 @@ def score_command(
             run_name=name,
         )
         typer.echo(metrics_table(collect_runs([out])))
-    _console().print(f"[green]scored {len(meta['runs'])} run(s)[/] ({meta['protocol']}) -> {out}/")
+    _console().print(
+        f"[green]scored {len(meta['runs'])} run(s)[/] ({meta['protocol']}) -> {escape(str(out))}/"
+    )
 
 
 def compare_command(
@@ -145,7 +148,7 @@ def report_command(
 
     with _clear_errors():
         md, html = write_report(run_dir, images=images, examples=examples, seed=seed)
-    _console().print(f"[green]report[/] {md} and {html}")
+    _console().print(f"[green]report[/] {escape(str(md))} and {escape(str(html))}")
 
 
 def blind_command(
@@ -250,9 +253,12 @@ def judge_command(
             mark = (
                 f"{rec['judge']:.0f}"
                 if rec["status"] == "ok"
-                else f"[red]failed[/] {rec['error'][:120]}"
+                else f"[red]failed[/] {escape(rec['error'][:120])}"
             )
-            console.print(f"{rec['run']} | {rec['sample_id']}: {mark}", highlight=False)
+            console.print(
+                f"{escape(str(rec['run']))} | {escape(str(rec['sample_id']))}: {mark}",
+                highlight=False,
+            )
 
         summary = judge_items(items, cfg, out, progress=progress)
     summary_path = out.with_suffix(".summary.json")
@@ -270,7 +276,7 @@ def judge_command(
         )
     failed = sum(s["failed"] for s in summary["runs"].values())
     console.print(
-        f"results {out}, summary {summary_path}"
+        f"results {escape(str(out))}, summary {escape(str(summary_path))}"
         + (f"; [red]{failed} failed[/] (rerun to retry)" if failed else "")
     )
 

@@ -106,7 +106,7 @@ def export_command(
     out: Annotated[Path, typer.Option("--out", help="Folder to write (must not exist).")],
 ) -> None:
     """Merge LoRA and save the run's model as standard HF folder(s) (safetensors) + panorama.json."""
-    from panollava.cli_support import console, fail, user_errors
+    from panollava.cli_support import console, fail, styled, user_errors
     from panollava.inference import RunNotTrainedError
     from panollava.models.export import export_run
 
@@ -114,7 +114,7 @@ def export_command(
         fail(f"{out} exists; choose a new folder")
     with user_errors(FileNotFoundError, RunNotTrainedError):
         done = export_run(run, out)
-    console.print(f"[green]exported:[/] {done}")
+    console.print(styled("exported:", "green", done))
 
 
 def register(app: typer.Typer) -> None:

@@ -26,7 +26,7 @@ def train_command(
     ] = None,
 ) -> None:
     """Train all stages (or --stages) of CONFIG; resume mid-stage with --resume."""
-    from panollava.cli_support import console, load_config_or_fail
+    from panollava.cli_support import console, load_config_or_fail, styled
     from panollava.systems import build_system
     from panollava.training.trainer import run_training
 
@@ -34,7 +34,7 @@ def train_command(
     system = build_system(cfg)
     selected = [s.strip() for s in stages.split(",")] if stages else None
     done = run_training(cfg, system, run_dir=run_dir, resume=resume, stages=selected)
-    console.print(f"[green]run folder:[/] {done}")
+    console.print(styled("run folder:", "green", done))
 
 
 def _parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -101,7 +101,7 @@ def eval_command(
     overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides.")] = None,
 ) -> None:
     """Generate once per (image, query) pair of SPLIT (resumable, shardable), score, report."""
-    from panollava.cli_support import console, load_config_or_fail, user_errors
+    from panollava.cli_support import console, load_config_or_fail, styled, user_errors
     from panollava.data.images import ImageLoadError
     from panollava.data.quic360 import DataError
     from panollava.evaluation.generation import FileLockedError, PredictionsFileError
@@ -132,7 +132,7 @@ def eval_command(
                 device=device,
                 dtype=dtype,
             )
-    console.print(f"[green]evaluation:[/] {out}")
+    console.print(styled("evaluation:", "green", out))
 
 
 def register(app: typer.Typer) -> None:
