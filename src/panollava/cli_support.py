@@ -50,7 +50,7 @@ def styled(label: str, style: str, text: object) -> Text:
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print a red error to stderr (the message verbatim, never as markup), exit with ``code``."""
-    console.print(styled("error:", "bold red", message), highlight=False)
+    console.print(styled("error:", "bold red", message), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

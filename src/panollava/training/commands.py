@@ -26,14 +26,17 @@ def train_command(
     ] = None,
 ) -> None:
     """Train all stages (or --stages) of CONFIG; resume mid-stage with --resume."""
-    from panollava.cli_support import console, load_config_or_fail, styled
+    from panollava.cli_support import console, load_config_or_fail, styled, user_errors
+    from panollava.data.images import ImageLoadError
+    from panollava.data.quic360 import DataError
     from panollava.systems import build_system
     from panollava.training.trainer import run_training
 
     cfg = load_config_or_fail(config, overrides)
-    system = build_system(cfg)
     selected = [s.strip() for s in stages.split(",")] if stages else None
-    done = run_training(cfg, system, run_dir=run_dir, resume=resume, stages=selected)
+    with user_errors(DataError, ImageLoadError):
+        system = build_system(cfg)
+        done = run_training(cfg, system, run_dir=run_dir, resume=resume, stages=selected)
     console.print(styled("run folder:", "green", done))
 
 
