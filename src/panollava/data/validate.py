@@ -133,8 +133,8 @@ def check_image(
 ) -> tuple[str, str] | None:
     """``(kind, detail)`` of the problem with one image, or ``None`` when it is fine.
 
-    ``header`` reads the size only; ``decode`` also decodes (JPEGs at 1/8 scale) to catch
-    truncated or corrupt files.
+    ``header`` reads the size and, for JPEGs, checks the end-of-image marker (a truncated
+    download has none); ``decode`` also decodes (JPEGs at 1/8 scale) to catch corrupt data.
     """
     if path is None:
         hint = "an http(s) URL with no local copy: set data.cache_dir (--cache) or run "
@@ -146,6 +146,8 @@ def check_image(
             w, h = img.size
             if img.getexif().get(0x0112, 1) in _SWAPPED_ORIENTATIONS:
                 w, h = h, w
+            if img.format == "JPEG" and not _jpeg_complete(path):
+                return "unreadable_image", f"truncated JPEG {path} (no end-of-image marker)"
             if mode == "decode":
                 img.draft("RGB", (max(1, img.size[0] // 8), max(1, img.size[1] // 8)))
                 img.load()
@@ -156,6 +158,17 @@ def check_image(
     if abs(w / h - 2.0) > 2.0 * aspect_tolerance:
         return "aspect", f"{w}x{h} is not 2:1 equirectangular ({path.name})"
     return None
+
+
+def _jpeg_complete(path: Path, tail: int = 1 << 16) -> bool:
+    """True when the JPEG's end-of-image marker (FFD9) follows its last start-of-scan (FFDA) in
+    the last ``tail`` bytes (trailing data after it is allowed). Scan data cannot hold FFD9
+    (0xFF bytes are stuffed), so a file cut short has none there."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        fh.seek(max(0, size - tail))
+        data = fh.read()
+    return data.rfind(b"\xff\xd9") > data.rfind(b"\xff\xda")
 
 
 def _cell_issues(rows: Sequence[Annotation]) -> list[tuple[Annotation, str, str]]:
