@@ -100,6 +100,9 @@ def download(
     backoff: Annotated[float, typer.Option(help="First retry delay, seconds (doubles).")] = 0.5,
     timeout: Annotated[float, typer.Option(help="Socket timeout, seconds.")] = 30.0,
     max_mb: Annotated[float, typer.Option(help="Refuse images larger than this (MiB).")] = 200.0,
+    deadline: Annotated[
+        float, typer.Option(help="Most seconds one download attempt may take (wall clock).")
+    ] = 600.0,
 ) -> None:
     """Download the images of FILE into OUT/images, write OUT/<stem>.tsv pointing at them,
     OUT/<stem>.failed.tsv (dead links) and OUT/<stem>.manifest.tsv. Resumable."""
@@ -108,13 +111,17 @@ def download(
     from panollava.data.download import DownloadOptions, download_table
     from panollava.data.quic360 import DataError
 
-    opts = DownloadOptions(
-        workers=workers,
-        retries=retries,
-        backoff_s=backoff,
-        timeout_s=timeout,
-        max_bytes=int(max_mb * 1024 * 1024),
-    )
+    try:
+        opts = DownloadOptions(
+            workers=workers,
+            retries=retries,
+            backoff_s=backoff,
+            timeout_s=timeout,
+            deadline_s=deadline,
+            max_bytes=int(max_mb * 1024 * 1024),
+        )
+    except ValueError as exc:
+        fail(str(exc))
     try:
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("downloading", total=None)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,7 @@ __all__ = [
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 _MISSING = {"", "nan", "<na>", "null"}
 MAX_LINE_CHARS = 1 << 20  # one physical line of a table (a caption is a few hundred chars)
+_SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*)://", re.IGNORECASE)
 
 
 class DataError(ValueError):
@@ -130,8 +132,15 @@ def resolve_image(
     image_root: Path | None = None,
     cache_dir: Path | None = None,
 ) -> Path | None:
-    """Local file of ``url`` (see the module docstring); ``None`` for a URL with no cache dir."""
+    """Local file of ``url`` (see the module docstring); ``None`` for a URL with no cache dir.
+    Other URL schemes (``ftp://``, ``s3://`` …) are a :class:`DataError`, never a local path."""
     url = url.strip()
+    scheme = _SCHEME.match(url)
+    if scheme and scheme.group(1).lower() not in ("http", "https", "file"):
+        raise DataError(
+            f"unsupported URL scheme {scheme.group(1)!r} in {url!r}: only http(s) URLs, "
+            "file:// URLs and local paths (download the images first)"
+        )
     if is_url(url):
         return cache_dir / url_cache_name(url) if cache_dir is not None else None
     if url.lower().startswith("file://"):
@@ -293,13 +302,16 @@ def read_annotations(
         if len(fields) != len(header):
             problem = f"line {line}: {len(fields)} fields but the header has {len(header)}"
         url, query, ref = (fields[i] if i < len(fields) else "" for i in index)
-        image = (
-            None
-            if is_missing(url)
-            else resolve_image(
-                url, table_dir=path.parent, image_root=image_root, cache_dir=cache_dir
+        try:
+            image = (
+                None
+                if is_missing(url)
+                else resolve_image(
+                    url, table_dir=path.parent, image_root=image_root, cache_dir=cache_dir
+                )
             )
-        )
+        except DataError as exc:
+            raise DataError(f"{path}: row {number} (line {line}): {exc}") from None
         rows.append(
             Annotation(path, number, url.strip(), query.strip(), ref.strip(), image, problem)
         )
