@@ -226,7 +226,8 @@ def judge_command(
     price_out: Annotated[float | None, typer.Option(help="USD per 1M completion tokens.")] = None,
     allow_missing: Annotated[bool, typer.Option(help="Judge only pairs with predictions.")] = False,
 ) -> None:
-    """LLM judge (SYSTEM.md §8 rubric, 20..100) over an OpenAI-compatible chat API."""
+    """LLM judge (SYSTEM.md §8 rubric, 20..100) over an OpenAI-compatible chat API; exits 1
+    when any item failed for good (the others are written; a rerun retries only those)."""
     from panollava.evaluation.judge import JudgeConfig, items_from_files, judge_items
 
     console = _console()
@@ -279,6 +280,8 @@ def judge_command(
         f"results {escape(str(out))}, summary {escape(str(summary_path))}"
         + (f"; [red]{failed} failed[/] (rerun to retry)" if failed else "")
     )
+    if failed:  # the successes are written; the run is still not complete
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
