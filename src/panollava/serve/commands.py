@@ -30,7 +30,7 @@ def serve_command(
     import uvicorn
 
     from panollava.models.commands import load_predictor
-    from panollava.serve.app import create_app
+    from panollava.serve.app import LOOPBACK_HOSTS, create_app
 
     predictor = load_predictor(
         run,
@@ -47,6 +47,7 @@ def serve_command(
         predictor.views_cfg,
         image=predictor.image_cfg,
         title=f"panollava · {predictor.name}",
+        allowed_hosts=(*LOOPBACK_HOSTS, host),
     )
     uvicorn.run(app, host=host, port=port)
 
