@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 from torch.utils.data import Dataset
 
-from panollava.config import ImageConfig, PanoConfig, ViewsConfig
 from panollava.data.augment import AugmentParams, augment_erp, sample_generator
 from panollava.data.images import ImageLoadError, load_erp
 from panollava.data.quic360 import (
@@ -36,32 +34,28 @@ from panollava.data.quic360 import (
     pair_key,
     read_split,
 )
-from panollava.data.schema import AugmentConfig
+from panollava.data.sample import PanoSample
+from panollava.data.schema import AugmentConfig, DataConfig, ImageConfig
 from panollava.data.validate import ensure_valid
 from panollava.views import build_viewset, required_erp_width
+from panollava.views.schema import ViewsConfig
 
-__all__ = ["DatasetMode", "PanoSample", "PanoramaDataset", "build_dataset", "split_rows"]
+__all__ = ["DatasetMode", "PanoramaDataset", "build_dataset", "split_rows"]
+
+
+class DataSettings(Protocol):
+    """The config sections a dataset reads (the root ``PanoConfig`` is one)."""
+
+    seed: int
+    data: DataConfig
+    image: ImageConfig
+    views: ViewsConfig
+
 
 log = logging.getLogger(__name__)
 
 DatasetMode = Literal["train", "eval"]
 SPLITS = ("train", "valid", "test")
-
-
-@dataclass
-class PanoSample:
-    """One sample. ``views`` is ``(V, 3, h, w)`` float in ``[0, 1]`` (global first, then tiles
-    by yaw, per the configured strategy); ``answer`` is the training target (``None`` in eval
-    mode); ``references`` holds every reference of the (image, query) pair."""
-
-    views: torch.Tensor
-    query: str
-    answer: str | None
-    references: tuple[str, ...]
-    url: str
-    image: Path | None
-    index: int
-    augment: AugmentParams | None = None
 
 
 class PanoramaDataset(Dataset):
@@ -150,11 +144,13 @@ class PanoramaDataset(Dataset):
                     exc,
                 )
                 continue
-            return PanoSample(views, row.query, answer, refs, row.url, row.image, at, params)
+            return PanoSample(
+                views, row.query, answer, refs, row.url, row.image, at, augment=params
+            )
         raise DataError(f"no row of {len(self)} has a readable image (data.skip_invalid)")
 
 
-def split_rows(cfg: PanoConfig, split: str) -> list[Annotation]:
+def split_rows(cfg: DataSettings, split: str) -> list[Annotation]:
     """All rows of ``split`` (``train``/``valid``/``test``): every file listed in ``data``."""
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; valid: {list(SPLITS)}")
@@ -166,7 +162,7 @@ def split_rows(cfg: PanoConfig, split: str) -> list[Annotation]:
 
 
 def build_dataset(
-    cfg: PanoConfig,
+    cfg: DataSettings,
     split: str,
     *,
     mode: DatasetMode = "train",
