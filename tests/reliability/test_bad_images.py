@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import io
 import logging
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from panollava.config import ViewsConfig
 from panollava.data.datasets import PanoramaDataset
+from panollava.data.images import ImageLoadError, load_erp, open_image
 from panollava.data.quic360 import read_split
+from panollava.data.schema import ImageConfig
 from panollava.data.validate import check_image, ensure_valid
+from panollava.views.schema import ViewsConfig
 
 VIEWS = ViewsConfig(strategy="resize", tile_size=32)
 
@@ -61,3 +66,43 @@ def test_image_failing_only_at_load_time_is_skipped_and_counted_with_skip_invali
     assert sample.url == "b.jpg" and sample.answer == "b"
     assert ds.skipped == {0}
     assert "t.tsv:1 at load time (1 row(s) skipped so far)" in caplog.text
+
+
+def _png_header(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header announces ``width x height`` (no pixel data: opening reads the header)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    body = struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    end = struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + body + end)
+    return path
+
+
+def test_raising_max_pixels_lifts_pillows_own_guard_for_that_call_only(tmp_path):
+    """`image.max_pixels=2e9` used to leave a 14000x7000 panorama refused by Pillow (89.5 MP)."""
+    big = _png_header(tmp_path / "big.png", 14000, 7000)
+    default = Image.MAX_IMAGE_PIXELS
+    with open_image(big, ImageConfig(max_pixels=2_000_000_000)) as img:
+        assert img.size == (14000, 7000)
+    assert default == Image.MAX_IMAGE_PIXELS  # never changed for anyone else
+
+
+@pytest.mark.parametrize(("size", "why"), [((14000, 7000), "max_pixels"), ((8, 4), "min_size")])
+def test_data_check_refuses_what_the_loaders_refuse(tmp_path, size, why):
+    """`data check` used to pass images every loader refused (98 MP over the limit, 8x4): both
+    now call one function with the same image settings."""
+    cfg = ImageConfig(max_pixels=50_000_000)
+    if size == (8, 4):
+        path = tmp_path / "tiny.png"
+        Image.new("RGB", size).save(path)
+    else:
+        path = _png_header(tmp_path / "big.png", *size)
+    with pytest.raises(ImageLoadError, match=why):
+        load_erp(path, cfg=cfg)
+    kind, detail = check_image(path, path.name, mode="header", image_cfg=cfg)
+    assert kind == "unreadable_image" and why in detail
+
+
+def test_a_98_megapixel_panorama_under_the_limit_is_not_refused_by_pillows_guard(tmp_path):
+    big = _png_header(tmp_path / "big.png", 14000, 7000)  # 98 MP < image.max_pixels (300 MP)
+    assert check_image(big, big.name, mode="header") is None

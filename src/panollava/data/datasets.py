@@ -184,6 +184,7 @@ def build_dataset(
         run_dir=run_dir,
         allow=allow,
         aspect_tolerance=cfg.image.aspect_tolerance,
+        image_cfg=cfg.image,
     )
     return PanoramaDataset(
         rows,

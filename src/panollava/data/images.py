@@ -15,6 +15,7 @@ Every failure raises :class:`ImageLoadError` naming the file and what to do.
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from pathlib import Path
 
@@ -32,6 +33,7 @@ __all__ = [
     "decode_jpeg_torch",
     "load_erp",
     "load_erp_uint8",
+    "open_image",
 ]
 
 log = logging.getLogger(__name__)
@@ -47,36 +49,46 @@ class NotTorchDecodable(ImageLoadError):
     """A readable image that :func:`decode_jpeg_torch` does not take (not an 8-bit 2:1 JPEG)."""
 
 
-def _open(path: Path, cfg: ImageConfig) -> Image.Image:
+_PILLOW_GUARD = threading.Lock()  # Image.MAX_IMAGE_PIXELS is Pillow-global: set it under a lock
+
+
+def open_image(path: Path, cfg: ImageConfig) -> Image.Image:
+    """Open ``path`` (header only) and apply the loaders' checks: ``image.max_pixels`` (in place
+    of Pillow's own 89.5 MP guard, which is lifted for this call only) and ``image.min_size``.
+    ``data check`` uses this same function, so it refuses exactly what the loaders refuse."""
     if not path.is_file():
         raise ImageLoadError(f"{path}: file not found (check the path or the image root)")
+    too_big = (
+        f"exceeds image.max_pixels={cfg.max_pixels:,} (a decompression-bomb guard); raise it "
+        "if the file is trusted"
+    )
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
-    except (
-        UnidentifiedImageError,
-        Image.DecompressionBombWarning,
-        Image.DecompressionBombError,
-    ) as exc:
-        if isinstance(exc, UnidentifiedImageError):
-            raise ImageLoadError(f"{path}: not an image Pillow can read ({exc})") from None
-        raise ImageLoadError(f"{path}: refused as a decompression bomb ({exc})") from None
+        with _PILLOW_GUARD, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below
+            default, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, cfg.max_pixels
+            try:
+                img = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = default
+    except UnidentifiedImageError as exc:
+        raise ImageLoadError(f"{path}: not an image Pillow can read ({exc})") from None
+    except Image.DecompressionBombError:  # over twice max_pixels
+        raise ImageLoadError(f"{path}: more than twice the pixels that {too_big}") from None
     except OSError as exc:  # a header cut short
         raise ImageLoadError(
             f"{path}: corrupt or truncated image ({exc}); re-download it"
         ) from None
     w, h = img.size
     if w * h > cfg.max_pixels:
-        raise ImageLoadError(
-            f"{path}: {w}x{h} = {w * h:,} pixels exceeds image.max_pixels={cfg.max_pixels:,} "
-            "(a decompression-bomb guard); raise it if the file is trusted"
-        )
+        raise ImageLoadError(f"{path}: {w}x{h} = {w * h:,} pixels {too_big}")
     if min(w, h) < cfg.min_size:
         raise ImageLoadError(
             f"{path}: {w}x{h} is smaller than image.min_size={cfg.min_size} px: not a panorama"
         )
     return img
+
+
+_open = open_image
 
 
 def _draft(img: Image.Image, min_width: int | None, path: Path) -> None:
