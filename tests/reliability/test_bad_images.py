@@ -107,3 +107,13 @@ def test_a_98_megapixel_panorama_under_the_limit_is_not_refused_by_pillows_guard
     big = _png_header(tmp_path / "big.png", 14000, 7000)  # 98 MP < image.max_pixels (300 MP)
     with open_image(big, ImageConfig()) as img:  # what loaders and data check both call
         assert img.size == (14000, 7000)
+
+
+def test_32_bit_integer_tiff_is_scaled_by_its_range_not_saturated(tmp_path):
+    """A 32-bit integer TIFF used to be divided by 65535 and clipped: 64% white."""
+    ramp = np.linspace(0, 2**31 - 1, 256, dtype=np.float64).astype(np.int32)
+    path = tmp_path / "deep.tif"
+    Image.fromarray(np.tile(ramp, (128, 1)), mode="I").save(path)
+    erp = load_erp(path)  # (3, 128, 256) in [0, 1]
+    assert float((erp >= 0.999).float().mean()) < 0.01
+    assert abs(float(erp.mean()) - 0.5) < 0.01

@@ -107,7 +107,12 @@ def _to_rgb_array(img: Image.Image) -> np.ndarray:
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+        # Full scale of the data: 16-bit modes 65535; 32-bit "I" by its largest value's range
+        # (8-bit content in an "I" file, 16-bit, else the whole int32 range), never clipped.
+        peak = arr.max(initial=0.0)
+        top = 65535.0 if mode.startswith("I;16") or 255 < peak <= 65535 else 255.0
+        if mode == "I" and peak > 65535:
+            top = float(2**31 - 1)
         gray = (arr / top).clip(0, 1).astype(np.float32)
         return np.repeat(gray[..., None], 3, axis=-1)
     if mode == "F":
