@@ -63,3 +63,53 @@ def test_predictions_file_without_its_header_is_refused_by_name(tmp_path):
     out.write_text("img0.jpg,q0,a q0\n", encoding="utf-8")
     with pytest.raises(PredictionsFileError, match=r"predictions\.csv.*header"):
         run_generation(_items(), _answer, out, max_batch=2)
+
+
+def test_truncated_resume_checkpoint_is_named_not_a_torch_traceback(tmp_path):
+    from panollava.training.run import CheckpointError, resume_checkpoint
+
+    stage = tmp_path / "vision"
+    stage.mkdir()
+    assert resume_checkpoint(stage) is None
+    (stage / "last.ckpt").write_bytes(b"PK\x03\x04" + b"\x00" * 100)  # a zip cut short
+    with pytest.raises(CheckpointError, match=r"vision/last\.ckpt: truncated or corrupt"):
+        resume_checkpoint(stage)
+
+
+@pytest.mark.slow
+def test_train_resume_from_a_truncated_last_ckpt_exits_2_naming_it(tmp_path):
+    """A kill while Lightning wrote last.ckpt used to make --resume die in torch.load."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from panollava.cli import app
+    from panollava.data.synth import synthesize
+
+    repo = Path(__file__).resolve().parents[2]
+    data = tmp_path / "data"
+    synthesize(data, n=6, seed=5, width=256, tokenizer=True)
+    run = tmp_path / "run"
+    args = [
+        "train",
+        str(repo / "configs" / "panollava" / "tiny.yaml"),
+        f"data.train=[{data / 'train.tsv'}]",
+        "data.valid=[]",
+        f"model.tokenizer={data / 'tokenizer'}",
+        "train.stages.0.max_steps=2",
+        "train.stages.0.batch_size=2",
+        "train.checkpoint_every_n_steps=1",
+        "--run-dir",
+        str(run),
+        "--stages",
+        "vision",
+    ]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    ckpt = run / "vision" / "last.ckpt"
+    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])  # killed mid-write
+    state = json.loads((run / "stages.json").read_text())
+    state["stages"][0]["status"] = "running"
+    (run / "stages.json").write_text(json.dumps(state))
+    result = CliRunner().invoke(app, [*args, "--resume"])
+    assert result.exit_code == 2, result.output
+    assert "last.ckpt: truncated or corrupt checkpoint" in result.output

@@ -22,7 +22,7 @@ from panollava.training.checkpoint import load_trainable, save_trainable
 from panollava.training.engine import build_trainer, resolve_precision
 from panollava.training.loader import ResumableLoader
 from panollava.training.module import PanoModule, TrainHParams
-from panollava.training.run import RunState, find_latest_run, new_run_dir
+from panollava.training.run import RunState, find_latest_run, new_run_dir, resume_checkpoint
 from panollava.training.schema import StageConfig
 
 __all__ = ["preflight", "run_training"]
@@ -183,12 +183,12 @@ def _run_stage(
         precision=precision,
         enable_validation=val_loader is not None,
     )
-    ckpt = stage_dir / "last.ckpt"
+    ckpt = resume_checkpoint(stage_dir)
     record = state.record(stage.name)
     record.status = "running"
     state.save()
     t0 = time.perf_counter()
-    trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt) if ckpt.exists() else None)
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt) if ckpt else None)
     weights = stage_dir / "weights.safetensors"
     if trainer.is_global_zero:
         save_trainable(system.model, weights)
