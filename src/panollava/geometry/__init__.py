@@ -9,7 +9,8 @@ from panollava.geometry.projection import (
     view_rays,
     view_to_pixel,
 )
-from panollava.geometry.sampling import pad_erp, required_erp_width, sample_erp, sample_views
+from panollava.geometry.density import footprint, pixel_steps, required_erp_width
+from panollava.geometry.sampling import pad_erp, sample_erp, sample_views
 from panollava.geometry.sphere import (
     erp_to_lonlat,
     lonlat_to_erp,
@@ -23,10 +24,12 @@ __all__ = [
     "ViewGeometry",
     "erp_coords_for_view",
     "erp_to_lonlat",
+    "footprint",
     "lonlat_to_erp",
     "lonlat_to_xyz",
     "pad_erp",
     "pixel_centers",
+    "pixel_steps",
     "pixel_to_view",
     "project_to_view",
     "required_erp_width",
