@@ -1,5 +1,6 @@
 import pytest
 import torch
+from pydantic import ValidationError
 
 from panollava.config import ViewsConfig
 from panollava.views import build_viewset, make_layout, required_erp_width
@@ -74,6 +75,12 @@ def test_global_view_modes():
     assert torch.allclose(stretch, torch.full_like(stretch, 0.8))  # every token sees content
     assert letterbox[:, :8].abs().max() == 0 and letterbox[:, -8:].abs().max() == 0  # black bands
     assert torch.allclose(letterbox[:, 8:24], torch.full_like(letterbox[:, 8:24], 0.8))
+
+
+def test_unimplemented_global_mode_fold_is_refused():
+    """``fold`` used to be accepted and rendered a letterbox; it is not a mode any more."""
+    with pytest.raises(ValidationError, match="stretch.*letterbox"):
+        ViewsConfig(global_mode="fold")
 
 
 def test_sliding_window_is_a_pixel_crop_that_wraps():
