@@ -8,8 +8,9 @@ same row seen from the opposite longitude).
 :mod:`.density`) plain bilinear sampling aliases. With ``antialias=True`` (the default) each
 pixel is sampled trilinearly from a pyramid of antialiased ERP reductions (level ``l`` is the ERP
 resized by ``2^-l`` with a triangle prefilter): levels ``floor(log2 footprint)`` and the next,
-blended by the fraction. A view that is the whole ERP (the global view, ``resize``) is one
-antialiased resize of the ERP. Magnified pixels (footprint <= 1) read level 0: exactly the plain
+blended by the fraction. An equirect view whose window is whole ERP pixels (the global view,
+``resize``, sliding-window and anyres tiles) is one antialiased resize of that window (exact
+for anisotropic scales such as the global view's 8:1 across, 4:1 down). Magnified pixels (footprint <= 1) read level 0: exactly the plain
 sampler.
 
 **Speed.** Everything that depends only on the layout — coordinates, footprints, level
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from panollava.geometry.density import footprint, required_erp_width
+from panollava.geometry.density import pixel_steps, required_erp_width
 from panollava.geometry.projection import ViewGeometry, erp_coords_for_view
 
 __all__ = ["Interpolation", "pad_erp", "required_erp_width", "sample_erp", "sample_views"]
@@ -106,21 +107,28 @@ def sample_erp(
 
 @dataclass(frozen=True)
 class _Level:
-    """The samples one pyramid level contributes: ``grid`` ``(1, 1, N, 2)`` over padded rows
-    ``rows`` of the level, added with ``weight`` ``(N,)`` at output positions ``index`` ``(N,)``
-    (``None``: every output position, weight 1)."""
+    """What one pyramid level contributes: ``grid`` ``(1, 1, N, 2)`` over padded rows ``rows``
+    of the level, multiplied by ``weight`` ``(N,)`` (``None``: 1) and added to the slice
+    ``span`` of the plan's sample order."""
 
     level: int
     size: tuple[int, int]
     rows: tuple[int, int]
     grid: torch.Tensor
-    index: torch.Tensor | None
+    span: tuple[int, int]
     weight: torch.Tensor | None
 
 
 @dataclass(frozen=True)
 class _Plan:
+    """Samples sorted by pyramid level so that each level fills one contiguous span;
+    ``order`` ``(P,)`` takes the sorted samples back to output positions (``None``: they are in
+    output order, every view sampled)."""
+
     levels: tuple[_Level, ...]
+    samples: int
+    order: torch.Tensor | None
+    sampled: tuple[int, ...]  # views rendered by the pyramid sampler
     resized: tuple[tuple[int, ...], ...]  # (view, *_window(...)): windows shrunk by a resize
     valid: torch.Tensor | None  # (V, h, w); None when every pixel is valid
 
@@ -160,12 +168,17 @@ def _window(
 def _level_weights(
     coords: torch.Tensor, erp_hw: tuple[int, int], mode: Interpolation, antialias: bool
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Per output pixel ``(N,)``: lower pyramid level, blend weight of the next one, top level."""
+    """Per output pixel ``(N,)``: lower pyramid level, blend weight of the next one, top level.
+
+    The level of detail is ``log2`` of the geometric mean of the two pixel steps (area-based:
+    a gnomonic tile's mildly anisotropic edges keep their finer axis sharp)."""
     top = max(0, int(math.floor(math.log2(max(erp_hw[0] / _MIN_LEVEL_ROWS, 1.0)))))
     n = coords.shape[0] * coords.shape[1] * coords.shape[2]
     if not antialias or top == 0:
         return torch.zeros(n, dtype=torch.long), torch.zeros(n), 0
-    lam = torch.log2(footprint(coords, erp_hw[1]).clamp_min(1.0)).reshape(-1)  # (N,)
+    a, b = pixel_steps(coords, erp_hw[1])
+    rho = torch.sqrt(a.norm(dim=-1) * b.norm(dim=-1))
+    lam = torch.log2(rho.clamp_min(1.0)).reshape(-1)  # (N,)
     if mode == "nearest":
         lam = torch.round(lam)
     low = torch.floor(lam + 1e-3).clamp(max=top)  # a footprint within 0.1% of 2^l reads level l
@@ -188,32 +201,42 @@ def _plan(
     if antialias and mode != "nearest":
         resized = [(k, *r) for k, g in enumerate(geoms) if (r := _window(g, out_hw, erp_hw))]
     skip = {r[0] for r in resized}
-    sampled = [k for k in range(len(geoms)) if k not in skip]
+    sampled = tuple(k for k in range(len(geoms)) if k not in skip)
     coords, valid = [], []
     for g in geoms:
         c, v = erp_coords_for_view(g, out_hw, erp_hw)  # float32, like the grid itself
         coords.append(c)
         valid.append(v)
     mask = torch.stack(valid, 0)  # (V, h, w)
-    levels = []
+    levels, order, n = [], None, 0
     if sampled:
-        pos = (torch.tensor(sampled)[:, None] * (h * w) + torch.arange(h * w)).reshape(-1)
         sub = torch.stack([coords[k] for k in sampled], 0)  # (S, h, w, 2)
-        low, frac, top = _level_weights(sub, erp_hw, mode, antialias)
-        flat = sub.reshape(-1, 2)
-        for lvl in range(int(low.min()), min(int(low.max()) + 1, top) + 1):
-            wts = torch.where(low == lvl, 1.0 - frac, torch.zeros_like(frac))
-            wts = wts + torch.where(low == lvl - 1, frac, torch.zeros_like(frac))
-            keep = wts > 1e-6
-            if not bool(keep.any()):
+        low, frac, _ = _level_weights(sub, erp_hw, mode, antialias)
+        n = low.numel()
+        # Samples grouped by lower level, blended ones last in their group, so that each
+        # level's samples (its group's and the previous group's blend tails) are one span.
+        perm = torch.argsort(2 * low + (frac > 0).long(), stable=True)
+        low, frac, flat = low[perm], frac[perm], sub.reshape(-1, 2)[perm]
+        if not bool((perm == torch.arange(n)).all()):
+            order = torch.empty_like(perm)
+            order[perm] = torch.arange(n)
+        upper = frac > 0
+        for lvl in range(int(low.min()), int(low.max()) + 2):
+            # Level lvl serves the blend tails of group lvl - 1 and the bodies of group lvl:
+            # one contiguous span of the sorted samples.
+            in_span = (low == lvl) | ((low == lvl - 1) & upper)
+            idx = torch.nonzero(in_span).flatten()
+            if idx.numel() == 0:
                 continue
-            everything = bool(keep.all()) and len(sampled) == len(geoms)
-            everything = everything and bool((wts == 1).all())
-            levels.append(
-                _make_level(flat[keep], erp_hw, lvl, mode, pos[keep], wts[keep], everything)
-            )
+            lo, hi = int(idx[0]), int(idx[-1]) + 1
+            wts = torch.where(low[lo:hi] == lvl, 1.0 - frac[lo:hi], frac[lo:hi])
+            weight = None if bool((wts == 1).all()) else wts
+            levels.append(_make_level(flat[lo:hi], erp_hw, lvl, mode, (lo, hi), weight))
     return _Plan(
         tuple(levels),
+        n,
+        order.to(device) if order is not None else None,
+        sampled,
         tuple(resized),
         None if bool(mask.all()) else mask.to(device),
     )
@@ -224,9 +247,8 @@ def _make_level(
     erp_hw: tuple[int, int],
     level: int,
     mode: Interpolation,
-    index: torch.Tensor,
-    weight: torch.Tensor,
-    everything: bool,
+    span: tuple[int, int],
+    weight: torch.Tensor | None,
 ) -> _Level:
     """A level's grid over the band of padded rows its samples read (``coords`` ``(N, 2)``)."""
     pad = _PAD[mode]
@@ -241,14 +263,8 @@ def _make_level(
         ((x + 0.5) * (2.0 / (size[1] + 2 * pad)) - 1.0, (y - r0 + 0.5) * (2.0 / (r1 - r0)) - 1.0),
         -1,
     )
-    return _Level(
-        level,
-        size,
-        (r0, r1),
-        grid.to(torch.float32)[None, None],
-        None if everything else index,
-        None if everything else weight.to(torch.float32),
-    )
+    wt = None if weight is None else weight.to(torch.float32)
+    return _Level(level, size, (r0, r1), grid.to(torch.float32)[None, None], span, wt)
 
 
 def _reduce(erp: torch.Tensor, size: tuple[int, int], mode: Interpolation) -> torch.Tensor:
@@ -266,9 +282,45 @@ def _padded_band(img: torch.Tensor, pad: int, rows: tuple[int, int]) -> torch.Te
     if img.dtype == torch.uint8 and img.device.type == "cpu":
         hwc = img.permute(0, 2, 3, 1).numpy()  # a view when img is channels-last
         bands = [torch.from_numpy(_pad_band_np(hwc[b], pad, rows)) for b in range(img.shape[0])]
-        return torch.stack(bands, 0).permute(0, 3, 1, 2)  # (B, C, r1 - r0, W + 2p)
+        band = bands[0][None] if len(bands) == 1 else torch.stack(bands, 0)
+        return band.permute(0, 3, 1, 2)  # (B, C, r1 - r0, W + 2p)
     src = img if img.is_floating_point() else img.float()
     return pad_erp(src, pad)[..., rows[0] : rows[1], :]
+
+
+class _Pyramid:
+    """Lazily built antialiased reductions of one ERP batch (level 0 is the ERP itself)."""
+
+    def __init__(self, erp: torch.Tensor, mode: Interpolation) -> None:
+        self.levels = {0: erp}
+        self.mode = mode
+
+    def level(self, lvl: int, size: tuple[int, int]) -> torch.Tensor:
+        if lvl not in self.levels:  # each level halves the finest one above it
+            finer = max(k for k in self.levels if k < lvl)
+            self.levels[lvl] = _reduce(self.levels[finer], size, self.mode)
+        return self.levels[lvl]
+
+    def window(self, x0: int, xs: int, y0: int, ys: int, size: tuple[int, int]) -> torch.Tensor:
+        """The ERP window shrunk to ``size``, from the coarsest level still finer than it."""
+        erp = self.levels[0]
+        eh, ew = erp.shape[-2:]
+        lvl = 0
+        while ys / 2 ** (lvl + 1) >= size[0] and xs / 2 ** (lvl + 1) >= size[1]:
+            lvl += 1
+        lh, lw = _level_size((eh, ew), lvl)
+        f = 2**lvl
+        if ew % f or eh % f or x0 % f or xs % f or y0 % f or ys % f:
+            lvl, lh, lw = 0, eh, ew  # the window is not whole pixels of that level
+        src = self.level(lvl, (lh, lw))
+        f = 2**lvl
+        x0, xs, y0, ys = x0 // f, xs // f, y0 // f, ys // f
+        crop = src[..., y0 : y0 + ys, :]
+        if x0 >= 0 and x0 + xs <= lw:
+            crop = crop[..., x0 : x0 + xs]
+        else:  # the window wraps around the seam
+            crop = crop.index_select(-1, torch.arange(x0, x0 + xs, device=src.device) % lw)
+        return _reduce(crop, size, self.mode)
 
 
 def sample_views(
@@ -278,11 +330,13 @@ def sample_views(
     mode: Interpolation = "bilinear",
     *,
     antialias: bool = True,
+    scale: float = 1.0,
 ) -> torch.Tensor:
     """Render views of ERPs ``(B, C, H, W)`` -> ``(B, V, C, h, w)`` float; invalid pixels are zero.
 
-    Values keep the input's scale (a uint8 ERP gives floats in ``[0, 255]``). ``antialias``
-    prefilters minified pixels (module docstring); ``False`` point-samples every pixel.
+    Values keep the input's scale times ``scale`` (a uint8 ERP with ``scale=1/255`` gives
+    floats in ``[0, 1]``). ``antialias`` prefilters minified pixels (module docstring);
+    ``False`` point-samples every pixel.
     """
     if erp.ndim != 4:
         raise ValueError(f"erp must be (B, C, H, W), got shape {tuple(erp.shape)}")
@@ -290,36 +344,35 @@ def sample_views(
     h, w = int(out_hw[0]), int(out_hw[1])
     erp_hw = (int(erp.shape[-2]), int(erp.shape[-1]))
     plan = _plan(geoms, (h, w), erp_hw, mode, antialias, str(erp.device))
-    b, c = erp.shape[:2]
+    b, c, dev = erp.shape[0], erp.shape[1], erp.device
     dtype = erp.dtype if erp.is_floating_point() else torch.float32
-    out = None
-    pyramid: dict[int, torch.Tensor] = {0: erp}
-    for lvl in plan.levels:
-        if lvl.level not in pyramid:  # each level halves the finest one above it
-            finer = max(k for k in pyramid if k < lvl.level)
-            pyramid[lvl.level] = _reduce(pyramid[finer], lvl.size, mode)
-        band = _padded_band(pyramid[lvl.level], _PAD[mode], lvl.rows).to(dtype)
-        grid = lvl.grid.to(device=erp.device, dtype=dtype).expand(b, -1, -1, -1)
-        vals = F.grid_sample(band, grid, mode=mode, padding_mode="border", align_corners=False)
-        vals = vals[:, :, 0]  # (B, C, N)
-        if lvl.index is None:
-            out = vals
-            continue
-        if out is None:
-            out = torch.zeros(b, c, len(geoms) * h * w, dtype=dtype, device=erp.device)
-        weight = lvl.weight.to(device=erp.device, dtype=dtype)
-        out.index_add_(2, lvl.index.to(erp.device), vals * weight)
-    if out is None:
-        out = torch.zeros(b, c, len(geoms) * h * w, dtype=dtype, device=erp.device)
-    out = out.reshape(b, c, len(geoms), h, w).transpose(1, 2)  # (B, V, C, h, w)
-    for k, x0, xs, y0, ys, top, rows in plan.resized:
-        cols = torch.arange(x0, x0 + xs, device=erp.device) % erp_hw[1]
-        crop = erp[..., y0 : y0 + ys, :]
-        if not (x0 >= 0 and x0 + xs <= erp_hw[1]):  # the window wraps around the seam
-            crop = crop.index_select(-1, cols)
+    out = torch.zeros(b, len(geoms), c, h, w, dtype=dtype, device=dev)
+    pyramid = _Pyramid(erp, mode)
+    if plan.levels:
+        acc = None
+        for lvl in plan.levels:
+            band = _padded_band(pyramid.level(lvl.level, lvl.size), _PAD[mode], lvl.rows)
+            grid = lvl.grid.to(device=dev, dtype=dtype).expand(b, -1, -1, -1)
+            vals = F.grid_sample(
+                band.to(dtype), grid, mode=mode, padding_mode="border", align_corners=False
+            )[:, :, 0]  # (B, C, N)
+            factor = scale if lvl.weight is None else lvl.weight.to(dev, dtype) * scale
+            if acc is None and lvl.span == (0, plan.samples):
+                acc = vals.mul_(factor)
+                continue
+            if acc is None:
+                acc = torch.zeros(b, c, plan.samples, dtype=dtype, device=dev)
+            acc[:, :, lvl.span[0] : lvl.span[1]].addcmul_(vals, torch.as_tensor(factor))
+        if plan.order is not None:
+            acc = acc.index_select(2, plan.order)
+        sampled = acc.view(b, c, len(plan.sampled), h, w).transpose(1, 2)  # (B, S, C, h, w)
+        if len(plan.sampled) == len(geoms):
+            out = sampled
         else:
-            crop = crop[..., x0 : x0 + xs]
-        out[:, k, :, top : top + rows] = _reduce(crop, (rows, w), mode).to(dtype)
+            out[:, list(plan.sampled)] = sampled
+    for k, x0, xs, y0, ys, top, rows in plan.resized:
+        view = pyramid.window(x0, xs, y0, ys, (rows, w)).to(dtype)
+        out[:, k, :, top : top + rows] = view.mul_(scale) if scale != 1.0 else view
     if plan.valid is not None:
         out = out * plan.valid[None, :, None].to(dtype)
     return out

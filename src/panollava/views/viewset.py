@@ -67,9 +67,7 @@ def build_viewsets(erp: torch.Tensor, cfg: ViewsConfig) -> list[ViewSet]:
     if layout.native:
         return [ViewSet(e[None].float().div(scale).contiguous(), layout) for e in erp]
     size = (cfg.tile_size, cfg.tile_size)
-    pixels = sample_views(erp, layout.geometries, size, cfg.interpolation)  # (B, V, 3, h, w)
-    if scale != 1.0:
-        pixels = pixels.div_(scale)
+    pixels = sample_views(erp, layout.geometries, size, cfg.interpolation, scale=1 / scale)
     if cfg.interpolation == "bicubic":
         pixels = pixels.clamp(0.0, 1.0)
     return [ViewSet(p, layout) for p in pixels]
