@@ -255,5 +255,5 @@ def test_srgb_profiles_leave_pixels_alone(sample_images):
 def test_torch_decoder_routes_icc_tagged_jpegs_to_the_cpu(sample_images):
     from panollava.data.images import NotTorchDecodable, decode_jpeg_torch
 
-    with pytest.raises(NotTorchDecodable, match="Adobe RGB.*colour-managed on CPU"):
+    with pytest.raises(NotTorchDecodable, match=r"Adobe RGB.*colour-managed on CPU"):
         decode_jpeg_torch(sample_images[1], device="cpu")

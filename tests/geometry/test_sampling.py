@@ -1,6 +1,5 @@
 """Sampling against py360convert (the oracle) on the real shared panoramas."""
 
-import math
 import random
 
 import numpy as np

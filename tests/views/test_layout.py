@@ -79,7 +79,7 @@ def test_global_view_modes():
 
 def test_unimplemented_global_mode_fold_is_refused():
     """``fold`` used to be accepted and rendered a letterbox; it is not a mode any more."""
-    with pytest.raises(ValidationError, match="stretch.*letterbox"):
+    with pytest.raises(ValidationError, match=r"stretch.*letterbox"):
         ViewsConfig(global_mode="fold")
 
 

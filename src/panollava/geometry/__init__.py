@@ -1,5 +1,6 @@
 """Pure, batched spherical geometry (conventions in :mod:`panollava.geometry.sphere`)."""
 
+from panollava.geometry.density import footprint, pixel_steps, required_erp_width
 from panollava.geometry.projection import (
     ViewGeometry,
     erp_coords_for_view,
@@ -9,7 +10,6 @@ from panollava.geometry.projection import (
     view_rays,
     view_to_pixel,
 )
-from panollava.geometry.density import footprint, pixel_steps, required_erp_width
 from panollava.geometry.sampling import pad_erp, sample_erp, sample_views
 from panollava.geometry.sphere import (
     erp_to_lonlat,

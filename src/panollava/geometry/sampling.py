@@ -172,7 +172,7 @@ def _level_weights(
 
     The level of detail is ``log2`` of the geometric mean of the two pixel steps (area-based:
     a gnomonic tile's mildly anisotropic edges keep their finer axis sharp)."""
-    top = max(0, int(math.floor(math.log2(max(erp_hw[0] / _MIN_LEVEL_ROWS, 1.0)))))
+    top = max(0, math.floor(math.log2(max(erp_hw[0] / _MIN_LEVEL_ROWS, 1.0))))
     n = coords.shape[0] * coords.shape[1] * coords.shape[2]
     if not antialias or top == 0:
         return torch.zeros(n, dtype=torch.long), torch.zeros(n), 0
@@ -196,7 +196,6 @@ def _plan(
     antialias: bool,
     device: str,
 ) -> _Plan:
-    h, w = out_hw
     resized = []
     if antialias and mode != "nearest":
         resized = [(k, *r) for k, g in enumerate(geoms) if (r := _window(g, out_hw, erp_hw))]
@@ -256,8 +255,8 @@ def _make_level(
     scale = torch.tensor([size[1] / erp_hw[1], size[0] / erp_hw[0]], dtype=coords.dtype)
     c = (coords + 0.5) * scale - 0.5  # level pixel coordinates
     y = c[:, 1] + pad
-    r0 = max(0, int(math.floor(float(y.min()))) - pad)
-    r1 = min(size[0] + 2 * pad, int(math.ceil(float(y.max()))) + pad + 1)
+    r0 = max(0, math.floor(float(y.min())) - pad)
+    r1 = min(size[0] + 2 * pad, math.ceil(float(y.max())) + pad + 1)
     x = torch.remainder(c[:, 0] + 0.5, size[1]) - 0.5 + pad
     grid = torch.stack(
         ((x + 0.5) * (2.0 / (size[1] + 2 * pad)) - 1.0, (y - r0 + 0.5) * (2.0 / (r1 - r0)) - 1.0),
