@@ -33,10 +33,11 @@ import py360convert
 import torch
 from PIL import Image
 
-from panollava.config import ImageConfig, ViewsConfig
 from panollava.data.images import load_erp, load_erp_uint8
+from panollava.data.schema import ImageConfig
 from panollava.geometry import erp_coords_for_view, sample_erp, sample_views
 from panollava.views import build_viewset, make_layout, required_erp_width
+from panollava.views.schema import ViewsConfig
 
 SAMPLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "quic360_samples"
 

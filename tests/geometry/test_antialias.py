@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from panollava.config import ViewsConfig
 from panollava.geometry import ViewGeometry, sample_views
 from panollava.views import build_viewset
+from panollava.views.schema import ViewsConfig
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,9 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image, ImageCms
 
-from panollava.config import ViewsConfig
 from panollava.geometry import ViewGeometry, sample_views
 from panollava.serve.app import STATIC, create_app
+from panollava.views.schema import ViewsConfig
 
 
 def _decode(url: str) -> np.ndarray:

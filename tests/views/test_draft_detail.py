@@ -5,9 +5,10 @@ import math
 import pytest
 import torch
 
-from panollava.config import ImageConfig, ViewsConfig
 from panollava.data.images import load_erp_uint8
+from panollava.data.schema import ImageConfig
 from panollava.views import build_viewset, make_layout, required_erp_width
+from panollava.views.schema import ViewsConfig
 
 
 def _gradient_energy(x: torch.Tensor) -> float:

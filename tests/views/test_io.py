@@ -5,9 +5,9 @@ import json
 import torch
 from PIL import Image
 
-from panollava.config import ViewsConfig
 from panollava.views import build_viewset
 from panollava.views.io import save_viewset
+from panollava.views.schema import ViewsConfig
 
 
 def test_native_views_json_gives_the_erp_size(tmp_path):
