@@ -230,7 +230,8 @@ def _plan(
             lo, hi = int(idx[0]), int(idx[-1]) + 1
             wts = torch.where(low[lo:hi] == lvl, 1.0 - frac[lo:hi], frac[lo:hi])
             weight = None if bool((wts == 1).all()) else wts
-            levels.append(_make_level(flat[lo:hi], erp_hw, lvl, mode, (lo, hi), weight))
+            level = _make_level(flat[lo:hi], erp_hw, lvl, mode, (lo, hi), weight)
+            levels.append(_to_device(level, device))
     return _Plan(
         tuple(levels),
         n,
@@ -239,6 +240,11 @@ def _plan(
         tuple(resized),
         None if bool(mask.all()) else mask.to(device),
     )
+
+
+def _to_device(level: _Level, device: str) -> _Level:
+    weight = None if level.weight is None else level.weight.to(device)
+    return _Level(level.level, level.size, level.rows, level.grid.to(device), level.span, weight)
 
 
 def _make_level(
@@ -362,8 +368,8 @@ def sample_views(
             if acc is None:
                 acc = torch.zeros(b, c, plan.samples, dtype=dtype, device=dev)
             acc[:, :, lvl.span[0] : lvl.span[1]].addcmul_(vals, torch.as_tensor(factor))
-        if plan.order is not None:
-            acc = acc.index_select(2, plan.order)
+        if plan.order is not None:  # 2-D index_select: the 3-D one is ~40x slower on CPU
+            acc = acc.reshape(b * c, -1).index_select(1, plan.order)
         sampled = acc.view(b, c, len(plan.sampled), h, w).transpose(1, 2)  # (B, S, C, h, w)
         if len(plan.sampled) == len(geoms):
             out = sampled
