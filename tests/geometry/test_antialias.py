@@ -70,3 +70,15 @@ def test_uint8_channels_last_path_matches_float(erp, antialias, tol):
     a = sample_views(fast, geoms, (256, 256), antialias=antialias)
     b = sample_views(u8.float(), geoms, (256, 256), antialias=antialias)
     assert (a - b).abs().max() <= tol + 1e-3 and (a - b).abs().mean() < 0.25
+
+
+def test_prefiltered_views_have_no_seam(erp):
+    """Rolling the ERP by 90° of longitude rotates every minified view with it (the pyramid
+    wraps around the seam like the ERP does)."""
+    small = F.avg_pool2d(erp, 2)  # 1024x512: 128-px 90° tiles minify ~2x at their centres
+    rolled = torch.roll(small, shifts=-256, dims=-1)  # content at yaw θ + 90° moves to yaw θ
+    seam = ViewGeometry("gnomonic", 180.0, 0.0, 90.0, 90.0)
+    before = ViewGeometry("gnomonic", 90.0, 0.0, 90.0, 90.0)
+    a = sample_views(rolled, [before], (128, 128))
+    b = sample_views(small, [seam], (128, 128))
+    assert torch.allclose(a, b, atol=1e-4)

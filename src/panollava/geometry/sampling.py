@@ -281,6 +281,19 @@ def _reduce(erp: torch.Tensor, size: tuple[int, int], mode: Interpolation) -> to
     return F.interpolate(src, size=size, mode=aa_mode, antialias=True, align_corners=False)
 
 
+def _reduce_around(img: torch.Tensor, size: tuple[int, int], mode: Interpolation) -> torch.Tensor:
+    """:func:`_reduce` whose prefilter wraps around the seam (so that the pyramid, like the ERP,
+    has no seam) when the width shrinks by an exact integer factor."""
+    w = img.shape[-1]
+    factor = w // size[1]
+    if factor < 1 or factor * size[1] != w:
+        return _reduce(img, size, mode)
+    k = 2 * factor  # columns beyond the seam the triangle (or cubic) prefilter reaches
+    around = torch.cat((img[..., -k:], img, img[..., :k]), -1)
+    out = _reduce(around, (size[0], size[1] + 4), mode)
+    return out[..., 2:-2]
+
+
 def _padded_band(img: torch.Tensor, pad: int, rows: tuple[int, int]) -> torch.Tensor:
     """Rows ``rows`` of the spherically padded ``img`` ``(B, C, H, W)`` as float32 (channels-last
     when built from CPU uint8)."""
@@ -303,7 +316,7 @@ class _Pyramid:
     def level(self, lvl: int, size: tuple[int, int]) -> torch.Tensor:
         if lvl not in self.levels:  # each level halves the finest one above it
             finer = max(k for k in self.levels if k < lvl)
-            self.levels[lvl] = _reduce(self.levels[finer], size, self.mode)
+            self.levels[lvl] = _reduce_around(self.levels[finer], size, self.mode)
         return self.levels[lvl]
 
     def window(self, x0: int, xs: int, y0: int, ys: int, size: tuple[int, int]) -> torch.Tensor:
