@@ -6,12 +6,13 @@ same row seen from the opposite longitude).
 
 **Antialiasing.** Where a view pixel covers more than one ERP pixel (its *footprint*, see
 :mod:`.density`) plain bilinear sampling aliases. With ``antialias=True`` (the default) each
-pixel is sampled trilinearly from a pyramid of antialiased ERP reductions (level ``l`` is the ERP
-resized by ``2^-l`` with a triangle prefilter): levels ``floor(log2 footprint)`` and the next,
-blended by the fraction. An equirect view whose window is whole ERP pixels (the global view,
-``resize``, sliding-window and anyres tiles) is one antialiased resize of that window (exact
-for anisotropic scales such as the global view's 8:1 across, 4:1 down). Magnified pixels (footprint <= 1) read level 0: exactly the plain
-sampler.
+pixel is sampled from a pyramid of antialiased ERP reductions (level ``l`` is the ERP resized by
+``2^-l`` with a triangle prefilter, wrapping around the seam): level ``floor(log2 footprint)``
+(area-based footprint), blended with the next across the middle half of each octave. An
+equirect view whose window is whole ERP pixels (the global view, ``resize``, sliding-window and
+anyres tiles) is one antialiased resize of that window (exact for anisotropic scales such as
+the global view's 8:1 across, 4:1 down). Magnified pixels (footprint <= 1) read level 0:
+exactly the plain sampler.
 
 **Speed.** Everything that depends only on the layout — coordinates, footprints, level
 choice, grids, the band of rows each level reads — is a *plan*, computed once per (layout,
