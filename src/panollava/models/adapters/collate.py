@@ -11,12 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import logging
+
 import numpy as np
 import torch
 
 from panollava.views import ViewMeta
 
 __all__ = ["AdaptSample", "AdapterCollate", "view_label"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -87,7 +91,15 @@ class AdapterCollate:
 
     def _answer(self, answer: str, budget: int) -> str:
         ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
-        return answer if len(ids) <= budget else self.tokenizer.decode(ids[:budget])
+        if len(ids) <= budget:
+            return answer
+        log.warning(
+            "answer of %d tokens truncated to %d (max_text_length=%d)",
+            len(ids),
+            budget,
+            self.max_text_length,
+        )
+        return self.tokenizer.decode(ids[:budget])
 
     def __call__(self, samples: Sequence[AdaptSample]) -> dict:
         prompts = [
@@ -95,9 +107,7 @@ class AdapterCollate:
             for s in samples
         ]
         images = [view_arrays(s.views) for s in samples]
-        prompt_len = [
-            len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts
-        ]
+        prompt_len = [self._text_tokens(p) for p in prompts]
         if max(prompt_len) > self.max_text_length:
             raise ValueError(
                 f"prompt of {max(prompt_len)} text tokens exceeds max_text_length="
@@ -113,12 +123,16 @@ class AdapterCollate:
             answer_len = [
                 len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in tails
             ]
-        self.tokenizer.padding_side = "right" if self.train else "left"
+        # Explicit padding side: processors carry their own default (InternVL's pads left) that
+        # overrides the tokenizer's. No special tokens: the chat template already wrote them
+        # (Gemma3's tokenizer would add a second <bos>).
         batch = dict(
             self.processor(
                 images=[np.ascontiguousarray(i) for i in images],
                 text=texts,
                 padding=True,
+                padding_side="right" if self.train else "left",
+                add_special_tokens=False,
                 return_tensors="pt",
             )
         )
@@ -135,8 +149,12 @@ class AdapterCollate:
 def _answer_labels(
     input_ids: torch.Tensor, mask: torch.Tensor, answer_len: list[int]
 ) -> torch.Tensor:
-    """Labels = input ids on the last ``answer_len[b]`` real tokens of each right-padded row."""
-    length = mask.sum(1, keepdim=True)  # (B, 1)
-    pos = torch.arange(input_ids.shape[1])[None]  # (1, L)
-    keep = (pos < length) & (pos >= length - torch.tensor(answer_len)[:, None])
+    """Labels = input ids on the last ``answer_len[b]`` real tokens of each row ``(B, L)``.
+
+    The end of a row is its last unmasked position, so left and right padding both work.
+    """
+    width = input_ids.shape[1]
+    end = width - mask.flip(1).argmax(1, keepdim=True)  # (B, 1) one past the last real token
+    pos = torch.arange(width)[None]  # (1, L)
+    keep = (pos < end) & (pos >= end - torch.tensor(answer_len)[:, None])
     return torch.where(keep, input_ids, torch.full_like(input_ids, -100))

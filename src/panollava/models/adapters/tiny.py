@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import torch
 import transformers
-from tokenizers import Tokenizer, models, pre_tokenizers
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
 __all__ = ["build_tiny", "build_word_tokenizer"]
@@ -100,7 +100,8 @@ def build_word_tokenizer(
 ) -> PreTrainedTokenizerFast:
     """A word-level fast tokenizer (whitespace/punctuation split) with ``specials`` kept whole.
 
-    ``named`` maps attribute names to special tokens (``{"image_token": "<image_soft_token>"}``)
+    With ``bos`` the tokenizer prepends it to every encoding (``add_special_tokens=True``), as
+    Gemma3's does. ``named`` maps attribute names to special tokens (``{"image_token": "<image_soft_token>"}``)
     as real checkpoints do, so processors find them and they survive ``save_pretrained``.
     """
     vocab: dict[str, int] = {"<unk>": 0}
@@ -108,6 +109,10 @@ def build_word_tokenizer(
         vocab.setdefault(tok, len(vocab))
     core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.Whitespace()
+    if bos is not None:
+        core.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, vocab[bos])]
+        )
     tok = PreTrainedTokenizerFast(
         tokenizer_object=core,
         unk_token="<unk>",
