@@ -1,5 +1,7 @@
 """Defects a real-scale PanoAdapt run would hit (issue #14), each pinned by a test."""
 
+import re
+
 import pytest
 import torch
 
@@ -56,3 +58,63 @@ def test_gemma3_prompt_has_one_bos(train):
     batch = collate(_unequal_samples())
     bos = (batch["input_ids"] == tok.bos_token_id).sum(1)
     assert bos.tolist() == [1, 1]
+
+
+def _lora_modules(model, targets):
+    from panollava.models.lora import apply_lora
+    from panollava.training.schema import LoraSettings
+
+    wrapped = apply_lora(model, LoraSettings(r=4, alpha=8, targets=targets), _groups(model))
+    return {n.rsplit(".lora_A", 1)[0] for n, _ in wrapped.named_modules() if n.endswith("lora_A")}
+
+
+def _groups(model):
+    return get_family(_FAMILY_OF[type(model).__name__]).lora_groups
+
+
+_FAMILY_OF = {f.model_class: name for name, f in FAMILIES.items()}
+_ATTN = {
+    "language": r"\.(q_proj|k_proj|v_proj|o_proj)$",
+    "language_mlp": r"\.(gate_proj|up_proj|down_proj)$",
+}
+_VISION_ATTN = {
+    "qwen2_5_vl": r"\.attn\.(qkv|proj)$",
+    "qwen2_vl": r"\.attn\.(qkv|proj)$",
+    "internvl": r"\.attention\.(q_proj|k_proj|v_proj|projection_layer)$",
+    "gemma3": r"\.self_attn\.(q_proj|k_proj|v_proj|out_proj)$",
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_lora_groups_are_attention_only_as_published(family):
+    """#14.5: ``language``/``vision`` = attention projections; MLP is its own explicit group."""
+    facts = get_family(family)
+    model, _ = build_tiny(family, corpus=CORPUS)
+    lm, vt = facts.language_model, facts.vision_tower
+    language = _lora_modules(model, ["language"])
+    assert language and all(n.startswith(f"base_model.model.{lm}.") for n in language)
+    assert all(re.search(_ATTN["language"], n) for n in language)
+    assert len(language) == 4 * model.config.get_text_config().num_hidden_layers
+    model, _ = build_tiny(family, corpus=CORPUS)
+    mlp = _lora_modules(model, ["language_mlp"])
+    assert mlp and all(re.search(_ATTN["language_mlp"], n) and f".{lm}." in n for n in mlp)
+    model, _ = build_tiny(family, corpus=CORPUS)
+    vision = _lora_modules(model, ["vision"])
+    assert vision and all(re.search(_VISION_ATTN[family], n) and f".{vt}." in n for n in vision)
+    model, _ = build_tiny(family, corpus=CORPUS)
+    vision_mlp = _lora_modules(model, ["vision_mlp"])
+    assert vision_mlp and not vision_mlp & vision
+    assert all(f".{vt}." in n and re.search(r"mlp\.", n) for n in vision_mlp)
+
+
+def test_lora_pattern_matching_nothing_is_an_error_naming_it():
+    """#14.6: a dead pattern next to a live group is refused, not dropped."""
+    from panollava.models.lora import apply_lora
+    from panollava.training.schema import LoraSettings
+
+    model, _ = build_tiny("qwen2_5_vl", corpus=CORPUS)
+    dead = r"model\.visual\..*\.q_proj"
+    with pytest.raises(ValueError, match=re.escape(repr(dead))):
+        apply_lora(
+            model, LoraSettings(targets=["language", dead]), get_family("qwen2_5_vl").lora_groups
+        )

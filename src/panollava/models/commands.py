@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from panollava.cli_support import DeviceOption, DtypeOption
+from panollava.models.adapters.families import FAMILY_NAMES
 
 
 def load_predictor(
@@ -59,7 +60,7 @@ def infer_command(
     ] = None,
     family: Annotated[
         str,
-        typer.Option(help="Without --run: VLM family (qwen2_5_vl, qwen2_vl, internvl, gemma3)."),
+        typer.Option(help=f"Without --run: VLM family ({', '.join(FAMILY_NAMES)})."),
     ] = "qwen2_5_vl",
     model: Annotated[
         str | None,

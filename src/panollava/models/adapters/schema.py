@@ -1,4 +1,4 @@
-"""Config section ``model`` of PanoAdapt (pydantic only, no torch import)."""
+"""Config section ``model`` of PanoAdapt (pydantic + the torch-free family table)."""
 
 from __future__ import annotations
 
@@ -6,19 +6,13 @@ from typing import Literal
 
 from pydantic import Field
 
+from panollava.models.adapters.families import FAMILIES, FAMILY_NAMES
 from panollava.strict import StrictModel
 
-__all__ = ["FAMILY_CHECKPOINTS", "Family", "PanoAdaptConfig"]
+__all__ = ["Family", "PanoAdaptConfig"]
 
-Family = Literal["internvl", "qwen2_5_vl", "qwen2_vl", "gemma3"]
-
-# Default checkpoint per family (HF-native classes in transformers >= 5).
-FAMILY_CHECKPOINTS: dict[str, str] = {
-    "internvl": "OpenGVLab/InternVL3_5-2B-HF",
-    "qwen2_5_vl": "Qwen/Qwen2.5-VL-3B-Instruct",
-    "qwen2_vl": "Qwen/Qwen2-VL-2B-Instruct",
-    "gemma3": "google/gemma-3-4b-it",
-}
+# The family names of the one table (a Literal so configs and CLI options list the choices).
+Family = Literal[FAMILY_NAMES]  # type: ignore[valid-type]
 
 
 class PanoAdaptConfig(StrictModel):
@@ -34,9 +28,6 @@ class PanoAdaptConfig(StrictModel):
     checkpoint: str | None = Field(None, description="HF id or path; None = the family default")
     panorope: bool = Field(False, description="panorama-aware position ids (train + generate)")
     view_labels: bool = Field(False, description="name each view's direction in the prompt")
-    tiny_vocab_from: str | None = Field(
-        None, description="tiny source: text file(s) whose words make the tiny tokenizer's vocab"
-    )
 
     def resolved_checkpoint(self) -> str:
-        return self.checkpoint or FAMILY_CHECKPOINTS[self.family]
+        return self.checkpoint or FAMILIES[self.family].default_checkpoint
