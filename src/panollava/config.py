@@ -160,6 +160,13 @@ class PanoConfig(StrictModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _precision_fits_family(self) -> PanoConfig:
+        """fp16 on a bf16-only PanoAdapt family is refused here, before any model loads."""
+        if isinstance(self.model, PanoAdaptConfig):
+            self.model.check_dtype(self.train.precision)
+        return self
+
 
 # --------------------------------------------------------------------------- loading and errors
 

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from panollava.config import ImageConfig, PanoConfig, ViewsConfig
+from panollava.models.adapters.families import PrecisionError
 from panollava.views import ViewSet, build_viewset, required_erp_width
 
 __all__ = ["Predictor", "Question", "RunNotTrainedError", "resolve_device", "resolve_dtype"]
@@ -83,6 +84,11 @@ class Predictor:
         self.name = name or cfg.experiment
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
+        if self.dtype == torch.float16 and not system.allow_fp16:
+            raise PrecisionError(
+                f"{self.name}: this model is bf16-only (fp16 overflows); use --dtype bfloat16 "
+                "or float32"
+            )
         system.model.to(device=self.device, dtype=self.dtype)
         system.model.eval()
         self._collate = system.eval_collate()

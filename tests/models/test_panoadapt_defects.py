@@ -118,3 +118,38 @@ def test_lora_pattern_matching_nothing_is_an_error_naming_it():
         apply_lora(
             model, LoraSettings(targets=["language", dead]), get_family("qwen2_5_vl").lora_groups
         )
+
+
+def test_tiny_gemma3_has_no_siglip_pooling_head():
+    """#14.10: google/gemma-3-4b-it has vision_use_head false; a head would get LoRA never trained."""
+    model, _ = build_tiny("gemma3", corpus=CORPUS)
+    tower = get_family("gemma3").vision_tower
+    heads = [n for n, _ in model.named_modules() if n.startswith(tower) and ".head" in n]
+    assert not heads
+
+
+def test_export_writes_the_checkpoint_dtype(tmp_path):
+    """#14.10: a bf16 checkpoint exports as bf16 (not the fp32 it was merged in)."""
+    from safetensors import safe_open
+
+    from panollava.models.adapters.loading import load_adapter
+    from panollava.models.export import export_hf
+
+    model, processor = build_tiny("qwen2_vl", corpus=CORPUS)
+    model.to(torch.bfloat16).save_pretrained(tmp_path / "ckpt")
+    processor.save_pretrained(tmp_path / "ckpt")
+    views = ViewsConfig(tile_size=56)
+    loaded = load_adapter("qwen2_vl", views, checkpoint=str(tmp_path / "ckpt"))
+    assert next(loaded.wrapper.hf_model.parameters()).dtype == torch.float32  # merged in fp32
+    assert loaded.checkpoint_dtype == torch.bfloat16
+    out = export_hf(
+        loaded.wrapper.hf_model,
+        loaded.processor,
+        tmp_path / "export",
+        views=views,
+        dtype=loaded.checkpoint_dtype,
+    )
+    (shard,) = out.glob("*.safetensors")
+    with safe_open(str(shard), "pt") as f:
+        dtypes = {f.get_tensor(k).dtype for k in f.keys()}
+    assert dtypes == {torch.bfloat16}

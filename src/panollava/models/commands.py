@@ -30,21 +30,23 @@ def load_predictor(
     from panollava.cli_support import user_errors
     from panollava.config import ViewsConfig
     from panollava.inference import Predictor, RunNotTrainedError
+    from panollava.models.adapters.families import PrecisionError
 
     if run is not None:
-        with user_errors(FileNotFoundError, RunNotTrainedError):
+        with user_errors(FileNotFoundError, RunNotTrainedError, PrecisionError):
             return Predictor.from_run(
                 run, max_new_tokens=max_new_tokens, device=device, dtype=dtype
             )
-    return Predictor.from_family(
-        family,
-        model,
-        views=ViewsConfig(tile_size=size),
-        max_new_tokens=max_new_tokens,
-        tiny_corpus=tiny_corpus,
-        device=device,
-        dtype=dtype,
-    )
+    with user_errors(PrecisionError):
+        return Predictor.from_family(
+            family,
+            model,
+            views=ViewsConfig(tile_size=size),
+            max_new_tokens=max_new_tokens,
+            tiny_corpus=tiny_corpus,
+            device=device,
+            dtype=dtype,
+        )
 
 
 def infer_command(
@@ -105,16 +107,26 @@ def infer_command(
 def export_command(
     run: Annotated[Path, typer.Option("--run", help="A `panollava train` run folder.")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write (must not exist).")],
+    dtype: Annotated[
+        str,
+        typer.Option(
+            help="Weights dtype: auto (PanoAdapt: the base checkpoint's, e.g. bfloat16; "
+            "PanoLLaVA: float32), float32, bfloat16, float16."
+        ),
+    ] = "auto",
 ) -> None:
     """Merge LoRA and save the run's model as standard HF folder(s) (safetensors) + panorama.json."""
     from panollava.cli_support import console, fail, user_errors
     from panollava.inference import RunNotTrainedError
+    from panollava.models.adapters.families import PrecisionError
     from panollava.models.export import export_run
 
     if out.exists():
         fail(f"{out} exists; choose a new folder")
-    with user_errors(FileNotFoundError, RunNotTrainedError):
-        done = export_run(run, out)
+    if dtype not in ("auto", "float32", "bfloat16", "float16"):
+        fail(f"--dtype {dtype!r}: use auto, float32, bfloat16 or float16")
+    with user_errors(FileNotFoundError, RunNotTrainedError, PrecisionError):
+        done = export_run(run, out, dtype=dtype)
     console.print(f"[green]exported:[/] {done}")
 
 

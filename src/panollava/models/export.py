@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from panollava.config import ViewsConfig
@@ -37,10 +38,14 @@ def export_hf(
     views: ViewsConfig,
     panorope: bool = False,
     extra: dict | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Path:
-    """Merge LoRA, then ``save_pretrained`` model (safetensors) and processor to ``out_dir``."""
+    """Merge LoRA, then ``save_pretrained`` model (safetensors, in ``dtype``: None keeps the
+    model's) and processor to ``out_dir``."""
     out_dir = Path(out_dir)
     merged = merge_lora(model)
+    if dtype is not None:
+        merged = merged.to(dtype)
     merged.save_pretrained(out_dir, safe_serialization=True)
     if processor is not None:
         processor.save_pretrained(out_dir)
@@ -57,8 +62,12 @@ def export_hf(
     return out_dir
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:
-    """Export a trained run folder (every finished stage applied, LoRA merged).
+def export_run(run_dir: str | Path, out_dir: str | Path, *, dtype: str = "auto") -> Path:
+    """Export a trained run folder (every finished stage applied, LoRA merged in float32).
+
+    ``dtype``: what the weights are written in — ``auto``: PanoAdapt the base checkpoint's
+    published dtype (bfloat16 for the released families), PanoLLaVA float32; or
+    ``float32``/``bfloat16``/``float16`` (float16 refused for bf16-only families).
 
     * PanoAdapt: one HF folder of the family's class + processor + ``panorama.json``.
     * PanoLLaVA (a custom architecture): its HF parts as standard folders — ``llm/`` (Qwen3 with
@@ -69,13 +78,15 @@ def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:
     from safetensors.torch import save_file
 
     from panollava.config import save_config
-    from panollava.inference import Predictor
+    from panollava.inference import Predictor, resolve_dtype
 
-    predictor = Predictor.from_run(run_dir)
+    predictor = Predictor.from_run(run_dir, dtype="float32")
     cfg, system = predictor.cfg, predictor.system
+    target = None if dtype == "auto" else resolve_dtype(dtype, predictor.device)
     out_dir = Path(out_dir)
     extra = {"source_run": str(Path(run_dir).resolve()), "experiment": cfg.experiment}
     if cfg.model.system == "panoadapt":
+        system.loaded.facts.check_dtype(target)
         return export_hf(
             system.model.hf_model,
             system.loaded.processor,
@@ -83,12 +94,17 @@ def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:
             views=cfg.views,
             panorope=cfg.model.panorope,
             extra={**extra, "family": cfg.model.family},
+            dtype=target or system.loaded.checkpoint_dtype,
         )
     model = system.model
-    export_hf(model.llm, system.tokenizer, out_dir / "llm", views=cfg.views, extra=extra)
+    export_hf(
+        model.llm, system.tokenizer, out_dir / "llm", views=cfg.views, extra=extra, dtype=target
+    )
+    if target is not None:
+        model.encoder.backbone.to(target)
     model.encoder.backbone.save_pretrained(out_dir / "vision", safe_serialization=True)
     heads = {
-        f"{part}.{k}": v.detach().contiguous().cpu()
+        f"{part}.{k}": v.detach().to(dtype=target or v.dtype).contiguous().cpu()
         for part in ("resampler", "projector")
         for k, v in getattr(model, part).state_dict().items()
     }

@@ -104,6 +104,7 @@ def eval_command(
     from panollava.cli_support import console, load_config_or_fail, user_errors
     from panollava.evaluation.run_eval import evaluate_run, merge_and_score
     from panollava.evaluation.vllm_backend import VLLMUnavailableError
+    from panollava.models.adapters.families import PrecisionError
 
     if config is not None and "=" in config.name:  # only overrides were given
         overrides, config = [str(config), *(overrides or [])], None
@@ -114,7 +115,7 @@ def eval_command(
         with user_errors(FileNotFoundError, ValueError):
             out = merge_and_score(cfg, run, merge, split=split, n_boot=n_boot)
     else:
-        with user_errors(VLLMUnavailableError):
+        with user_errors(VLLMUnavailableError, PrecisionError):
             out = evaluate_run(
                 cfg,
                 run,

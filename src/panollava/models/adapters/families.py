@@ -19,11 +19,26 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["FAMILIES", "FAMILY_NAMES", "FamilyFacts", "get_family", "resolve_module"]
+__all__ = [
+    "FAMILIES",
+    "FAMILY_NAMES",
+    "FamilyFacts",
+    "PrecisionError",
+    "get_family",
+    "resolve_module",
+]
 
 # Attention / MLP projections of every family's language model (Qwen2, Qwen2.5, Gemma3 text).
 _LLM_ATTENTION = r"(q_proj|k_proj|v_proj|o_proj)"
 _LLM_MLP = r"(gate_proj|up_proj|down_proj)"
+
+
+# Spellings of fp16 in train.precision and --dtype.
+_FP16 = {"16-mixed", "16-true", "16", "float16", "fp16", "half", "torch.float16"}
+
+
+class PrecisionError(ValueError):
+    """fp16 asked of a bf16-only family (the message says what to use instead)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,15 @@ class FamilyFacts:
             "vision": rf"{vt}\..*\.{self.vision_attention}",
             "vision_mlp": rf"{vt}\..*\.{self.vision_mlp}",
         }
+
+    def check_dtype(self, dtype: object) -> None:
+        """Refuse fp16 (``16-mixed``, ``float16``, ...) for a bf16-only family."""
+        if self.bf16_only and str(dtype) in _FP16:
+            raise PrecisionError(
+                f"{self.name} is bf16-only: fp16 ({dtype}) overflows with thousands of image "
+                "tokens (loss 0, NaN gradients, empty answers); use bfloat16 "
+                "(train.precision: bf16-mixed; --dtype bfloat16) or float32"
+            )
 
     def image_token_id(self, model: Any) -> int:
         """The image placeholder id from the model config (never a hard-coded number)."""

@@ -82,10 +82,13 @@ def view_tokens(processor: Any, facts: FamilyFacts, height: int, width: int) -> 
 
 @dataclass
 class LoadedAdapter:
+    """``checkpoint_dtype``: the dtype the checkpoint was published in (export writes it)."""
+
     wrapper: PanoAdaptModel
     processor: Any
     facts: FamilyFacts
     views: ViewsConfig
+    checkpoint_dtype: torch.dtype = torch.float32
 
     def collate(self, *, train: bool, max_text_length: int = 256, view_labels: bool = False):
         return AdapterCollate(
@@ -108,13 +111,19 @@ def _panorope(input_ids, attention_mask, layout, **kw):
 
 
 def _load(facts: FamilyFacts, checkpoint: str | None, views, tiny_corpus, dtype):
+    """``(model, processor, checkpoint dtype)``; tiny stand-ins are float32 checkpoints."""
     if checkpoint == "tiny":
-        return build_tiny(facts.name, corpus=tiny_corpus, image_size=views.tile_size)
+        model, processor = build_tiny(facts.name, corpus=tiny_corpus, image_size=views.tile_size)
+        return model, processor, torch.float32
     name = checkpoint or facts.default_checkpoint
+    # The published dtype, from config.json (loading with ``dtype=`` overwrites model.config's).
+    published = transformers.AutoConfig.from_pretrained(name).dtype
+    if isinstance(published, str):
+        published = getattr(torch, published)
     model_cls = getattr(transformers, facts.model_class)
     model = model_cls.from_pretrained(name, dtype=dtype or torch.float32).eval()
     processor = getattr(transformers, facts.processor_class).from_pretrained(name)
-    return model, processor
+    return model, processor, published or torch.float32
 
 
 def _check_image_token(facts: FamilyFacts, processor: Any, token_id: int) -> None:
@@ -140,9 +149,8 @@ def load_adapter(
     facts = get_family(family)
     if views.strategy == "native" and panorope:
         raise ValueError("PanoRoPE needs tiles: the 'native' strategy feeds the ERP as one image")
-    if dtype == torch.float16 and facts.bf16_only:
-        raise ValueError(f"{family} is bf16-only: fp16 overflows; use bfloat16 or float32")
-    model, processor = _load(facts, checkpoint, views, tiny_corpus, dtype)
+    facts.check_dtype(dtype)
+    model, processor, published = _load(facts, checkpoint, views, tiny_corpus, dtype)
     token_id = facts.image_token_id(model)
     _check_image_token(facts, processor, token_id)
     tokens = view_tokens(processor, facts, views.tile_size, views.tile_size)
@@ -167,4 +175,4 @@ def load_adapter(
         raster_index=tokens.raster_index,
         position_fn=position_fn,
     )
-    return LoadedAdapter(wrapper, processor, facts, views)
+    return LoadedAdapter(wrapper, processor, facts, views, published)

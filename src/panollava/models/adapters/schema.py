@@ -29,5 +29,9 @@ class PanoAdaptConfig(StrictModel):
     panorope: bool = Field(False, description="panorama-aware position ids (train + generate)")
     view_labels: bool = Field(False, description="name each view's direction in the prompt")
 
+    def check_dtype(self, dtype: object) -> None:
+        """Raise ``PrecisionError`` for fp16 (a precision or dtype name) on a bf16-only family."""
+        FAMILIES[self.family].check_dtype(dtype)
+
     def resolved_checkpoint(self) -> str:
         return self.checkpoint or FAMILIES[self.family].default_checkpoint
