@@ -65,7 +65,7 @@ def test_predictor_refuses_fp16_for_a_bf16_only_system():
         Predictor(cfg, PanoAdaptSystem(cfg, loaded), device="cpu", dtype="float16")
 
 
-@pytest.mark.parametrize("precision", ["16-mixed", "16-true"])
+@pytest.mark.parametrize("precision", ["16-mixed"])
 def test_config_refuses_fp16_training_for_gemma3(precision):
     """#14.7: training refuses fp16 at config validation, before any model is built."""
     from panollava.config import ConfigError, load_config
