@@ -212,14 +212,17 @@ class Predictor:
         tokenizer = self.system.tokenizer
         return [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
 
-    def prompt_overhead(self) -> int:
-        """Prompt tokens besides the query's own: image tokens and chat template (an estimate
-        for dynamic-resolution ``native`` inputs). Token budgets count them."""
+    def prompt_overhead(self, image_size: tuple[int, int] | None = None) -> int:
+        """Prompt tokens besides the query's own: image tokens and chat template. Token budgets
+        count them. ``native`` feeds the ERP at its own ``(height, width)`` (``image_size``;
+        default ``(tile, 2 tile)``): its token count follows the processor's resize rule, so pass
+        the real size for an exact count (a 6006x3003 ERP is 16,290 Qwen2.5-VL tokens)."""
         from panollava.views import make_layout
 
         layout = make_layout(self.views_cfg)
         t = self.views_cfg.tile_size
-        shape = (1, 3, t, 2 * t) if layout.native else (len(layout.views), 3, t, t)
+        native = (1, 3, *(image_size or (t, 2 * t)))
+        shape = native if layout.native else (len(layout.views), 3, t, t)
         ids = self._collate([Question(torch.zeros(shape), "x")])["input_ids"]
         own = len(self.system.tokenizer("x", add_special_tokens=False)["input_ids"])
         return int(ids.shape[1]) - own
