@@ -3,7 +3,7 @@
     .venv/bin/python configs/panoadapt/generate.py
 
 Rows of the published tables: for each family with a ``recipe_name`` in the family table
-(``panollava.models.adapters.families``) — resize, native, anyres_e2p (no loss), +PanoRoPE,
+(``panollava.models.adapters.schema``) — resize, native, anyres_e2p (no loss), +PanoRoPE,
 +DenseCL, +VICReg-pairwise, at the family's ``native_size``; the input-strategy comparison on
 Qwen2.5-VL (adds cubemap and pinhole); the FoV sweep (90°, 60°, 30° with 0 overlap as in the
 research, 45° with 25%). LoRA as published: r 32, α 64 on the attention projections (the
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from panollava.models.adapters.families import FAMILIES
+from panollava.models.adapters.schema import FAMILIES
 
 HERE = Path(__file__).resolve().parent
 COMPARISON_FAMILY = "qwen2_5_vl"  # the research's input-strategy comparison and FoV sweep

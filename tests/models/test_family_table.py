@@ -9,13 +9,18 @@ from typing import get_args
 
 import pytest
 
-from panollava.models.adapters.families import FAMILIES, FAMILY_NAMES, FamilyFacts
-from panollava.models.adapters.schema import Family, PanoAdaptConfig
+from panollava.models.adapters.schema import (
+    FAMILIES,
+    FAMILY_NAMES,
+    Family,
+    FamilyFacts,
+    PanoAdaptConfig,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src" / "panollava"
 GENERATE = REPO / "configs" / "panoadapt" / "generate.py"
-TABLE = SRC / "models" / "adapters" / "families.py"
+TABLE = SRC / "models" / "adapters" / "schema.py"  # the table and the config schema
 # The per-family adapter files (one per family, named by the table) may name their family.
 ADAPTER_FILES = {TABLE.parent / f"{f.tiny_module}.py" for f in FAMILIES.values()}
 

@@ -51,12 +51,13 @@ def test_infer_refuses_fp16_for_gemma3_with_exit_2(sample_images):
 
 def test_predictor_refuses_fp16_for_a_bf16_only_system():
     """#14.7: eval/serve build a Predictor around a loaded system (run folders): refused there."""
-    from panollava.config import PanoConfig, ViewsConfig
+    from panollava.config import PanoConfig
     from panollava.inference import Predictor
     from panollava.models.adapters.families import PrecisionError
     from panollava.models.adapters.loading import load_adapter
     from panollava.models.adapters.schema import PanoAdaptConfig
     from panollava.models.adapters.system import PanoAdaptSystem
+    from panollava.views.schema import ViewsConfig
 
     views = ViewsConfig(tile_size=56)
     loaded = load_adapter("gemma3", views, checkpoint="tiny", tiny_corpus=["q"])

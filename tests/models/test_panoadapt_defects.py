@@ -5,11 +5,12 @@ import re
 import pytest
 import torch
 
-from panollava.config import ViewsConfig
-from panollava.models.adapters.collate import AdapterCollate, AdaptSample
+from panollava.data.sample import PanoSample
+from panollava.models.adapters.collate import AdapterCollate
 from panollava.models.adapters.families import FAMILIES, get_family
 from panollava.models.adapters.tiny import build_tiny
 from panollava.views import make_layout
+from panollava.views.schema import ViewsConfig
 
 CORPUS = ["the red disc is to the left of a blue star", "colors red and blue"]
 
@@ -31,7 +32,7 @@ def _collate(family, *, train, size=56):
 def _unequal_samples(size=56):
     g = torch.Generator().manual_seed(0)
     answers = ["red", "the red disc is to the left of a blue star"]
-    return [AdaptSample(torch.rand(9, 3, size, size, generator=g), "colors", a) for a in answers]
+    return [PanoSample(torch.rand(9, 3, size, size, generator=g), "colors", a) for a in answers]
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -62,7 +63,7 @@ def test_gemma3_prompt_has_one_bos(train):
 
 def _lora_modules(model, targets):
     from panollava.models.lora import apply_lora
-    from panollava.training.schema import LoraSettings
+    from panollava.models.schema import LoraSettings
 
     wrapped = apply_lora(model, LoraSettings(r=4, alpha=8, targets=targets), _groups(model))
     return {n.rsplit(".lora_A", 1)[0] for n, _ in wrapped.named_modules() if n.endswith("lora_A")}
@@ -110,7 +111,7 @@ def test_lora_groups_are_attention_only_as_published(family):
 def test_lora_pattern_matching_nothing_is_an_error_naming_it():
     """#14.6: a dead pattern next to a live group is refused, not dropped."""
     from panollava.models.lora import apply_lora
-    from panollava.training.schema import LoraSettings
+    from panollava.models.schema import LoraSettings
 
     model, _ = build_tiny("qwen2_5_vl", corpus=CORPUS)
     dead = r"model\.visual\..*\.q_proj"
@@ -151,5 +152,5 @@ def test_export_writes_the_checkpoint_dtype(tmp_path):
     )
     (shard,) = out.glob("*.safetensors")
     with safe_open(str(shard), "pt") as f:
-        dtypes = {f.get_tensor(k).dtype for k in f.keys()}
+        dtypes = {f.get_tensor(k).dtype for k in f.keys()}  # noqa: SIM118 (no __iter__)
     assert dtypes == {torch.bfloat16}

@@ -9,11 +9,12 @@ token-weighted mean of the per-sample losses (what one padded batch must reprodu
 import pytest
 import torch
 
-from panollava.config import ViewsConfig
-from panollava.models.adapters.collate import AdaptSample, view_arrays
+from panollava.data.sample import PanoSample
+from panollava.models.adapters.collate import view_arrays
 from panollava.models.adapters.families import FAMILIES
 from panollava.models.adapters.loading import load_adapter
 from panollava.models.adapters.tiny import build_tiny
+from panollava.views.schema import ViewsConfig
 
 CORPUS = ["the red disc is to the left of a blue star", "colors red and blue"]
 SIZE = 56
@@ -22,7 +23,7 @@ SIZE = 56
 def _samples():
     g = torch.Generator().manual_seed(1)
     qa = [("colors", "red"), ("what is there", "the red disc is to the left of a blue star")]
-    return [AdaptSample(torch.rand(9, 3, SIZE, SIZE, generator=g), q, a) for q, a in qa]
+    return [PanoSample(torch.rand(9, 3, SIZE, SIZE, generator=g), q, a) for q, a in qa]
 
 
 def _raw_inputs(processor, sample, answer_text: str = ""):
@@ -67,7 +68,9 @@ def test_step_loss_and_generate_match_raw_hf(family):
     assert loss == pytest.approx(want, rel=1e-4, abs=1e-5)
 
     gen_batch = ours.collate(train=False)(samples)
-    new = ours.wrapper.generate(gen_batch, max_new_tokens=6, pad_token_id=processor.tokenizer.pad_token_id)
+    new = ours.wrapper.generate(
+        gen_batch, max_new_tokens=6, pad_token_id=processor.tokenizer.pad_token_id
+    )
     for row, s in zip(new, samples, strict=True):
         inputs = _raw_inputs(processor, s)
         with torch.no_grad():

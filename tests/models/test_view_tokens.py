@@ -8,13 +8,14 @@ import pytest
 import torch
 import transformers
 
-from panollava.config import ViewsConfig
-from panollava.models.adapters.collate import AdapterCollate, AdaptSample
+from panollava.data.sample import PanoSample
+from panollava.models.adapters.collate import AdapterCollate
 from panollava.models.adapters.families import get_family, resolve_module
 from panollava.models.adapters.loading import view_tokens
 from panollava.models.adapters.tiny import build_tiny
 from panollava.models.adapters.wrapper import PanoAdaptModel
 from panollava.views import make_layout
+from panollava.views.schema import ViewsConfig
 
 # OpenGVLab/InternVL3_5-2B-HF preprocessor_config.json: 448-px tiles, crop_to_patches true,
 # min_patches 1, max_patches 12; processor image_seq_length 256.
@@ -94,7 +95,7 @@ def test_internvl_crop_tokens_are_reordered_to_raster():
     )
 
     def features(views):
-        batch = collate([AdaptSample(views, "colors")])
+        batch = collate([PanoSample(views, "colors")])
         with torch.no_grad():
             return wrapper.step({**batch, "need_overlap": True}).features[0]  # (T, 16, D)
 
@@ -111,7 +112,7 @@ def test_internvl_crop_tokens_are_reordered_to_raster():
 
 def test_native_prompt_overhead_is_exact_for_the_erp_size():
     """#14.8: the eval token budget's overhead counts the real ERP's image tokens."""
-    from panollava.inference import Predictor, Question
+    from panollava.inference import Predictor
 
     views = ViewsConfig(strategy="native", tile_size=56)
     predictor = Predictor.from_family("qwen2_5_vl", "tiny", views=views, device="cpu")
@@ -119,7 +120,7 @@ def test_native_prompt_overhead_is_exact_for_the_erp_size():
     processor.image_processor = transformers.Qwen2VLImageProcessor(**QWEN_REAL)
     query = "what is there"
     erp = torch.zeros(1, 3, 1024, 2048)
-    real = predictor._collate([Question(erp, query)])["input_ids"].shape[1]
+    real = predictor._collate([PanoSample(erp, query)])["input_ids"].shape[1]
     own = len(predictor.system.tokenizer(query, add_special_tokens=False)["input_ids"])
     assert predictor.prompt_overhead(image_size=(1024, 2048)) + own == real
     assert real > 2701  # the ERP's 2,701 image tokens + template + query

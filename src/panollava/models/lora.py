@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from peft import LoraConfig, get_peft_model
 from torch import nn
 
-from panollava.training.schema import LoraSettings
+from panollava.models.schema import LoraSettings
 
 __all__ = ["apply_lora", "parameter_summary", "resolve_targets"]
 
@@ -37,7 +37,9 @@ def apply_lora(model: nn.Module, settings: LoraSettings, groups: Mapping[str, st
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
     dead = [t for t, rx in resolved.items() if not any(re.fullmatch(rx, n) for n in names)]
     if dead:
-        shown = ", ".join(f"{t!r}" + (f" (regex {resolved[t]!r})" if t in groups else "") for t in dead)
+        shown = ", ".join(
+            f"{t!r}" + (f" (regex {resolved[t]!r})" if t in groups else "") for t in dead
+        )
         raise ValueError(
             f"LoRA target(s) {shown} match no Linear module of {type(model).__name__}; "
             f"groups: {sorted(groups)}; examples of Linear names: {names[:5]}"

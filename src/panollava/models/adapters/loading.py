@@ -12,13 +12,13 @@ import transformers
 from transformers.models.got_ocr2.image_processing_got_ocr2 import get_optimal_tiled_canvas
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
-from panollava.config import ViewsConfig
 from panollava.models.adapters.collate import AdapterCollate
 from panollava.models.adapters.families import FamilyFacts, get_family, resolve_module
 from panollava.models.adapters.tiny import build_tiny
 from panollava.models.adapters.wrapper import PanoAdaptModel
 from panollava.positional import panorope_positions
 from panollava.views import make_layout
+from panollava.views.schema import ViewsConfig
 
 __all__ = ["LoadedAdapter", "ViewTokens", "load_adapter", "view_tokens"]
 
@@ -59,7 +59,11 @@ def view_tokens(processor: Any, facts: FamilyFacts, height: int, width: int) -> 
     if facts.image_tokens == "merged_patches":  # Qwen: smart resize to min/max pixels
         factor = ip.patch_size * ip.merge_size
         h, w = smart_resize(
-            height, width, factor, min_pixels=ip.size["shortest_edge"], max_pixels=ip.size["longest_edge"]
+            height,
+            width,
+            factor,
+            min_pixels=ip.size["shortest_edge"],
+            max_pixels=ip.size["longest_edge"],
         )
         grid = (h // factor, w // factor)
         return ViewTokens(grid[0] * grid[1], grid)

@@ -13,7 +13,6 @@ import re
 from collections.abc import Iterable
 
 import torch
-import transformers
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
