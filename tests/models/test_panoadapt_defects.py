@@ -154,3 +154,19 @@ def test_export_writes_the_checkpoint_dtype(tmp_path):
     with safe_open(str(shard), "pt") as f:
         dtypes = {f.get_tensor(k).dtype for k in f.keys()}  # noqa: SIM118 (no __iter__)
     assert dtypes == {torch.bfloat16}
+
+
+def test_adapter_collate_follows_the_one_text_length_rule():
+    """Text tokens only (9 image placeholders not counted); a long answer is cut and counted."""
+    collate, processor, _ = _collate("qwen2_5_vl", train=True)
+    sample = _unequal_samples()[1]
+    prompt = processor.apply_chat_template(collate.messages(sample), add_generation_prompt=True)
+    ids = processor.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    text_tokens = sum(1 for i in ids if i != collate.image_token_id)
+    assert text_tokens == len(ids) - 9
+    collate.budget.max_text_length = text_tokens + 3
+    batch = collate([sample])
+    assert int((batch["labels"] != -100).sum()) == 3 and collate.budget.truncated == 1
+    collate.budget.max_text_length = text_tokens - 1
+    with pytest.raises(ValueError, match="image tokens not counted"):
+        collate([sample])

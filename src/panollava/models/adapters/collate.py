@@ -2,24 +2,23 @@
 
 The prompt is the family's real chat template (global view first, then tiles by yaw, then the
 query; optionally a short label naming each view's direction). Labels cover the answer and the
-end-of-turn marker only; ``max_text_length`` counts text tokens, never image tokens, and a
-prompt that cannot fit is an error rather than a silent truncation into the image.
+end-of-turn marker only; the text length follows the one rule of every collate
+(:class:`panollava.data.collate.TextBudget`: text tokens only, a prompt that cannot fit is an
+error, a too-long answer is cut, logged and counted).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
+from panollava.data.collate import TextBudget
 from panollava.data.sample import PanoSample
 from panollava.views import ViewMeta
 
 __all__ = ["AdapterCollate", "view_label"]
-
-log = logging.getLogger(__name__)
 
 
 def view_label(view: ViewMeta) -> str:
@@ -64,7 +63,7 @@ class AdapterCollate:
         self.tokenizer = processor.tokenizer
         self.image_token_id = image_token_id
         self.end_of_turn = end_of_turn
-        self.max_text_length = max_text_length
+        self.budget = TextBudget(max_text_length)
         self.train = train
         self.labels = [view_label(v) for v in views] if (view_labels and views) else None
 
@@ -77,17 +76,12 @@ class AdapterCollate:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return sum(1 for i in ids if i != self.image_token_id)
 
-    def _answer(self, answer: str, budget: int) -> str:
-        ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
-        if len(ids) <= budget:
-            return answer
-        log.warning(
-            "answer of %d tokens truncated to %d (max_text_length=%d)",
-            len(ids),
-            budget,
-            self.max_text_length,
-        )
-        return self.tokenizer.decode(ids[:budget])
+    def _tail(self, answer: str, prompt_text_tokens: int) -> str:
+        """``answer`` + end of turn, cut to the text budget the prompt leaves."""
+        text = answer + self.end_of_turn
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        kept = self.budget.fit_answer(ids, prompt_text_tokens)
+        return text if len(kept) == len(ids) else self.tokenizer.decode(kept)
 
     def __call__(self, samples: Sequence[PanoSample]) -> dict:
         prompts = [
@@ -96,16 +90,12 @@ class AdapterCollate:
         ]
         images = [view_arrays(s.views) for s in samples]
         prompt_len = [self._text_tokens(p) for p in prompts]
-        if max(prompt_len) > self.max_text_length:
-            raise ValueError(
-                f"prompt of {max(prompt_len)} text tokens exceeds max_text_length="
-                f"{self.max_text_length} (image tokens not counted): raise the limit"
-            )
+        for n, s in zip(prompt_len, samples, strict=True):
+            self.budget.check_prompt(n, s.query)
         texts, answer_len = prompts, [0] * len(samples)
         if self.train:
             tails = [
-                self._answer(s.answer or "", self.max_text_length - n) + self.end_of_turn
-                for s, n in zip(samples, prompt_len, strict=True)
+                self._tail(s.answer or "", n) for s, n in zip(samples, prompt_len, strict=True)
             ]
             texts = [p + t for p, t in zip(prompts, tails, strict=True)]
             answer_len = [
