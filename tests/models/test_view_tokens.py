@@ -125,3 +125,30 @@ def test_native_prompt_overhead_is_exact_for_the_erp_size():
     assert predictor.prompt_overhead(image_size=(1024, 2048)) + own == real
     assert real > 2701  # the ERP's 2,701 image tokens + template + query
     assert predictor.system.loaded.image_tokens(1024, 2048) == 2701
+
+
+@pytest.mark.slow
+def test_eval_budget_counts_each_native_erp_exactly(sample_images):
+    """#14.8: the eval's per-row overhead + query = the real prompt, per ERP size (2048x1024:
+    2,701 image tokens; 6006x3003: 16,290), with Qwen2.5-VL's real resize settings."""
+    from types import SimpleNamespace
+
+    from panollava.evaluation.run_eval import prompt_overhead_per_row
+    from panollava.inference import Predictor
+
+    views = ViewsConfig(strategy="native", tile_size=56)
+    predictor = Predictor.from_family("qwen2_5_vl", "tiny", views=views, device="cpu")
+    predictor.system.loaded.processor.image_processor = transformers.Qwen2VLImageProcessor(
+        **QWEN_REAL
+    )
+    overhead = prompt_overhead_per_row(predictor, views)
+    query = "what is there"
+    own = len(predictor.system.tokenizer(query, add_special_tokens=False)["input_ids"])
+    by_name = {p.name: p for p in sample_images}
+    for name, image_tokens in [("img_03.jpg", 2701), ("img_01.jpg", 16290)]:
+        _, viewset = predictor.load(by_name[name])
+        batch = predictor._collate([PanoSample(viewset.pixels, query)])
+        assert int((batch["input_ids"] == predictor.system.model.image_token_id).sum()) == (
+            image_tokens
+        )
+        assert overhead(SimpleNamespace(image=by_name[name])) + own == batch["input_ids"].shape[1]

@@ -14,11 +14,14 @@ from __future__ import annotations
 import csv
 import logging
 import os
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
+from PIL import Image
 
 from panollava.config import PanoConfig
 from panollava.data.datasets import build_dataset, split_rows
@@ -35,6 +38,8 @@ from panollava.evaluation.scoring import score_files
 from panollava.evaluation.vllm_backend import VLLMPredictor, check_vllm_supported, import_vllm
 from panollava.inference.export import export_run
 from panollava.inference.predictor import Predictor
+from panollava.views import make_layout
+from panollava.views.schema import ViewsConfig
 
 __all__ = ["evaluate_run", "merge_and_score", "shard_path"]
 
@@ -53,21 +58,42 @@ def _env_shard() -> tuple[int, int]:
 
 
 def _eval_items(
-    cfg: PanoConfig, split: str, tokenizer, overhead: int = 0
+    cfg: PanoConfig, split: str, tokenizer, overhead: Callable[[Any], int] = lambda row: 0
 ) -> tuple[list[EvalItem], dict, object]:
-    """The split's unique pairs; ``prompt_tokens`` = query tokens + ``overhead`` (image tokens
-    and template), so ``--token-budget`` bounds what the model really holds per batch."""
+    """The split's unique pairs; ``prompt_tokens`` = query tokens + ``overhead(row)`` (image
+    tokens and template), so ``--token-budget`` bounds what the model really holds per batch."""
     dataset = build_dataset(cfg, split, mode="eval")
     index = {(g.rows[0].url, g.rows[0].query): k for k, g in enumerate(dataset.groups)}
     items = [
         EvalItem(
             url,
             query,
-            prompt_tokens=overhead + len(tokenizer(query, add_special_tokens=False)["input_ids"]),
+            prompt_tokens=overhead(dataset.groups[k].rows[0])
+            + len(tokenizer(query, add_special_tokens=False)["input_ids"]),
         )
-        for (url, query) in index
+        for (url, query), k in index.items()
     ]
     return items, index, dataset
+
+
+def prompt_overhead_per_row(predictor, views: ViewsConfig) -> Callable[[Any], int]:
+    """``row -> prompt tokens besides the query``. Tiles: one number. ``native``: the ERP goes
+    in at its own size and dynamic-resolution processors (Qwen) make its tokens grow with the
+    pixels, so the overhead follows each image's header size (cached per size; exact for 2:1
+    ERPs, which ``load_erp`` keeps as they are)."""
+    if not make_layout(views).native:
+        fixed = predictor.prompt_overhead()
+        return lambda row: fixed
+    per_size: dict[tuple[int, int], int] = {}
+
+    def overhead(row) -> int:
+        with Image.open(row.image) as img:
+            w, h = img.size
+        if (h, w) not in per_size:
+            per_size[(h, w)] = predictor.prompt_overhead(image_size=(h, w))
+        return per_size[(h, w)]
+
+    return overhead
 
 
 class _QuestionSource:
@@ -177,7 +203,7 @@ def evaluate_run(
     out = run_dir / "eval" / split
     shard = shard or _env_shard()
     predictor, tokenizer = _predictor(cfg, run_dir, backend, max_new_tokens, device, dtype)
-    overhead = predictor.prompt_overhead()
+    overhead = prompt_overhead_per_row(predictor, cfg.views)
     items, index, dataset = _eval_items(cfg, split, tokenizer, overhead)
 
     questions = _QuestionSource(dataset, index)
