@@ -130,11 +130,13 @@ def test_tiny_gemma3_has_no_siglip_pooling_head():
 
 
 def test_export_writes_the_checkpoint_dtype(tmp_path):
-    """#14.10: a bf16 checkpoint exports as bf16 (not the fp32 it was merged in)."""
+    """#14.10: a run of a bf16 checkpoint (loaded and merged in fp32) exports as bf16."""
     from safetensors import safe_open
 
+    from panollava.config import PanoConfig
     from panollava.models.adapters.loading import load_adapter
-    from panollava.models.export import export_hf
+    from panollava.models.adapters.schema import PanoAdaptConfig
+    from panollava.models.adapters.system import PanoAdaptSystem
 
     model, processor = build_tiny("qwen2_vl", corpus=CORPUS)
     model.to(torch.bfloat16).save_pretrained(tmp_path / "ckpt")
@@ -142,14 +144,9 @@ def test_export_writes_the_checkpoint_dtype(tmp_path):
     views = ViewsConfig(tile_size=56)
     loaded = load_adapter("qwen2_vl", views, checkpoint=str(tmp_path / "ckpt"))
     assert next(loaded.wrapper.hf_model.parameters()).dtype == torch.float32  # merged in fp32
-    assert loaded.checkpoint_dtype == torch.bfloat16
-    out = export_hf(
-        loaded.wrapper.hf_model,
-        loaded.processor,
-        tmp_path / "export",
-        views=views,
-        dtype=loaded.checkpoint_dtype,
-    )
+    mcfg = PanoAdaptConfig(family="qwen2_vl", checkpoint=str(tmp_path / "ckpt"))
+    system = PanoAdaptSystem(PanoConfig(views=views, model=mcfg), loaded)
+    out = system.export(tmp_path / "export", {})
     (shard,) = out.glob("*.safetensors")
     with safe_open(str(shard), "pt") as f:
         dtypes = {f.get_tensor(k).dtype for k in f.keys()}  # noqa: SIM118 (no __iter__)
