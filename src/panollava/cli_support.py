@@ -31,6 +31,7 @@ __all__ = [
     "DeviceOption",
     "DtypeOption",
     "MaxNewTokensOption",
+    "ProgressEveryOption",
     "console",
     "fail",
     "load_config_or_fail",
@@ -49,6 +50,14 @@ DtypeOption = Annotated[
 ]
 MaxNewTokensOption = Annotated[
     int, typer.Option("--max-new-tokens", help="Greedy decoding length (new tokens).")
+]
+ProgressEveryOption = Annotated[
+    float,
+    typer.Option(
+        "--progress-every",
+        min=0,
+        help="Outside a terminal (nohup, SLURM, pipes): seconds between progress lines.",
+    ),
 ]
 BOOTSTRAP_RESAMPLES = 1000
 BootstrapOption = Annotated[
@@ -69,7 +78,7 @@ _OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*=")
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``error: message`` in red to stderr (the message is never read as markup) and exit."""
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

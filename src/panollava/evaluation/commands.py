@@ -19,6 +19,7 @@ from panollava.cli_support import (
     DeviceOption,
     DtypeOption,
     MaxNewTokensOption,
+    ProgressEveryOption,
     console,
     fail,
     load_config_or_fail,
@@ -340,21 +341,51 @@ def eval_command(
     ] = "transformers",
     device: DeviceOption = "auto",
     dtype: DtypeOption = "auto",
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Only the first N unique pairs (a quick look).")
+    ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Discard predictions in the folder made by a different evaluation (model "
+            "weights, generation settings, views, test table) and start again.",
+        ),
+    ] = False,
+    progress_every: ProgressEveryOption = 30.0,
 ) -> None:
-    """Generate once per (image, query) pair of SPLIT (resumable, shardable), score, report."""
-    from panollava.evaluation.run_eval import evaluate_run, merge_and_score  # deferred
+    """Generate once per (image, query) pair of SPLIT (resumable, shardable), score, report.
+
+    Predictions resume only when everything that shapes them is unchanged (fingerprint.json);
+    otherwise the command stops and says what differs."""
+    # deferred: keeps --help fast
+    from panollava.data.images import ImageLoadError
+    from panollava.data.quic360 import DataError
+    from panollava.evaluation.compare import compare_markdown
+    from panollava.evaluation.provenance import ProvenanceError
+    from panollava.evaluation.run_eval import evaluate_run, merge_and_score
+    from panollava.evaluation.tables import TableError
     from panollava.evaluation.vllm_backend import VLLMUnavailableError
+    from panollava.inference.run import RunNotTrainedError
     from panollava.models.adapters.families import PrecisionError
 
     config, overrides = split_config_args(args)
+    if config is None and not (run / "config.yaml").is_file():
+        fail(
+            f"{run} has no config.yaml: pass the YAML to evaluate with, e.g. "
+            f"`panollava eval configs/panoadapt/<recipe>.yaml --run {run}` (zero-shot)"
+        )
     cfg = load_config_or_fail(config or run / "config.yaml", overrides)
+    known = (FileNotFoundError, DataError, TableError, ImageLoadError, ProvenanceError)
     if merge is not None:
         if shard is not None:
-            raise typer.BadParameter("use either --shard (generate) or --merge (join + score)")
-        with user_errors(FileNotFoundError, ValueError):
+            fail("use either --shard (generate) or --merge (join + score)")
+        with user_errors(*known, ValueError):
             out = merge_and_score(cfg, run, merge, split=split, n_boot=bootstrap)
     else:
-        with user_errors(VLLMUnavailableError, PrecisionError):
+        if overwrite and shard is not None:
+            fail(f"--overwrite cannot be combined with shards: delete {run}/eval/{split} first")
+        with user_errors(*known, VLLMUnavailableError, RunNotTrainedError, PrecisionError):
             out = evaluate_run(
                 cfg,
                 run,
@@ -367,7 +398,12 @@ def eval_command(
                 backend=backend,
                 device=device,
                 dtype=dtype,
+                limit=limit,
+                overwrite=overwrite,
+                progress_every_s=progress_every,
             )
+    if (out / "metrics.json").is_file():
+        typer.echo(compare_markdown([out], n_boot=0))
     console.print(f"[green]evaluation:[/] {escape(str(out))}", highlight=False)
 
 

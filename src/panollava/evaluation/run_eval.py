@@ -12,6 +12,7 @@ scored by :func:`merge_and_score` (``panollava eval ... --merge N``).
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -24,7 +25,7 @@ import torch.distributed as dist
 from PIL import Image
 
 from panollava.config import PanoConfig
-from panollava.data.datasets import build_dataset, split_rows
+from panollava.data.datasets import PanoramaDataset, build_dataset, split_rows
 from panollava.data.sample import PanoSample
 from panollava.evaluation.generation import (
     EvalItem,
@@ -33,11 +34,13 @@ from panollava.evaluation.generation import (
     run_generation,
     unique_items,
 )
+from panollava.evaluation.provenance import FINGERPRINT_FILE, claim_folder, eval_fingerprint
 from panollava.evaluation.report import write_report
 from panollava.evaluation.scoring import score_files
 from panollava.evaluation.vllm_backend import VLLMPredictor, check_vllm_supported, import_vllm
 from panollava.inference.export import export_run
 from panollava.inference.predictor import Predictor
+from panollava.progress import ProgressReporter
 from panollava.views import make_layout
 from panollava.views.schema import ViewsConfig
 
@@ -58,12 +61,17 @@ def _env_shard() -> tuple[int, int]:
 
 
 def _eval_items(
-    cfg: PanoConfig, split: str, tokenizer, overhead: Callable[[Any], int] = lambda row: 0
-) -> tuple[list[EvalItem], dict, object]:
-    """The split's unique pairs; ``prompt_tokens`` = query tokens + ``overhead(row)`` (image
-    tokens and template), so ``--token-budget`` bounds what the model really holds per batch."""
-    dataset = build_dataset(cfg, split, mode="eval")
+    dataset: PanoramaDataset,
+    tokenizer,
+    overhead: Callable[[Any], int] = lambda row: 0,
+    limit: int | None = None,
+) -> tuple[list[EvalItem], dict]:
+    """The split's unique pairs (the first ``limit`` of them); ``prompt_tokens`` = query tokens
+    + ``overhead(row)`` (image tokens and template), so ``--token-budget`` bounds what the model
+    really holds per batch."""
     index = {(g.rows[0].url, g.rows[0].query): k for k, g in enumerate(dataset.groups)}
+    if limit is not None:
+        index = dict(list(index.items())[:limit])
     items = [
         EvalItem(
             url,
@@ -73,7 +81,7 @@ def _eval_items(
         )
         for (url, query), k in index.items()
     ]
-    return items, index, dataset
+    return items, index
 
 
 def prompt_overhead_per_row(predictor, views: ViewsConfig) -> Callable[[Any], int]:
@@ -164,8 +172,10 @@ def _references(cfg: PanoConfig, split: str) -> Path:
 
 
 def _score(cfg: PanoConfig, split: str, predictions: Path, n_boot: int) -> Path:
-
+    """Score (grouped protocol) and report; ``metrics.json`` records the fingerprint."""
     out = predictions.parent
+    fingerprint = json.loads((out / FINGERPRINT_FILE).read_text())
+    limited = fingerprint["generation"].get("limit") is not None
     score_files(
         predictions,
         _references(cfg, split),
@@ -173,7 +183,12 @@ def _score(cfg: PanoConfig, split: str, predictions: Path, n_boot: int) -> Path:
         protocol="grouped",
         n_boot=n_boot,
         run_name=cfg.experiment,
+        allow_missing=limited,  # --limit N scores only the pairs it generated
     )
+    metrics = out / "metrics.json"
+    record = json.loads(metrics.read_text())
+    record["provenance"] = fingerprint
+    metrics.write_text(json.dumps(record, indent=2))
     write_report(out)
     return out
 
@@ -191,8 +206,16 @@ def evaluate_run(
     backend: str = "transformers",
     device: str = "auto",
     dtype: str = "auto",
+    limit: int | None = None,
+    overwrite: bool = False,
+    progress_every_s: float = 30.0,
 ) -> Path:
     """Generate, score (grouped protocol) and report one split; returns the eval folder.
+
+    The split's tables and images are checked before any model loads. Predictions resume only
+    under an identical fingerprint (:mod:`panollava.evaluation.provenance`); ``overwrite``
+    discards others. ``limit``: only the first N unique pairs (a quick look). Progress: a bar in
+    a terminal, else a line with rate and ETA every ``progress_every_s`` seconds.
 
     With several shards, only the process that merges (rank 0 under torchrun) scores.
     ``backend="vllm"`` generates with vLLM from the run's merged export (PanoAdapt runs only,
@@ -202,9 +225,24 @@ def evaluate_run(
     run_dir = Path(run_dir)
     out = run_dir / "eval" / split
     shard = shard or _env_shard()
+    if overwrite and shard[1] > 1:
+        raise ValueError(
+            "--overwrite with several shards would let one rank delete another's file: "
+            f"delete {out} yourself, then run the shards"
+        )
+    dataset = build_dataset(cfg, split, mode="eval")  # tables and images, before any model
     predictor, tokenizer = _predictor(cfg, run_dir, backend, max_new_tokens, device, dtype)
+    generation = {
+        "max_new_tokens": max_new_tokens,
+        "backend": backend,
+        "device_type": str(getattr(predictor, "device", "cuda")).split(":")[0],
+        "dtype": str(getattr(predictor, "dtype", "vllm default")),
+        "limit": limit,
+    }
+    fingerprint = eval_fingerprint(cfg, run_dir, split=split, generation=generation)
+    claim_folder(out, fingerprint, overwrite=overwrite)
     overhead = prompt_overhead_per_row(predictor, cfg.views)
-    items, index, dataset = _eval_items(cfg, split, tokenizer, overhead)
+    items, index = _eval_items(dataset, tokenizer, overhead, limit)
 
     questions = _QuestionSource(dataset, index)
 
@@ -212,6 +250,16 @@ def evaluate_run(
         return predictor.answer_many([questions(it.key) for it in batch])
 
     log.info("evaluating %d unique pairs of %s (shard %d of %d)", len(items), split, *shard)
+    reporter: list[ProgressReporter] = []
+
+    def progress(done: int, total: int) -> None:
+        if not reporter:  # the first call says where a resumed run starts
+            what = f"eval {split}" + (f" shard {shard[0]}/{shard[1]}" if shard[1] > 1 else "")
+            reporter.append(
+                ProgressReporter(what, total, "pairs", start=done, every_s=progress_every_s)
+            )
+        reporter[0].update(done)
+
     try:
         predictions = run_generation(
             items,
@@ -220,10 +268,13 @@ def evaluate_run(
             max_batch=batch_size,
             token_budget=token_budget,
             shard=shard,
+            progress=progress,
             on_plan=questions.plan,
         )
     finally:
         questions.close()
+        for r in reporter:
+            r.close()
     log.info("%d panoramas decoded for this evaluation", questions.decoded)
     k, n = shard
     if n == 1:
@@ -296,6 +347,11 @@ def merge_and_score(
             f"--shard K/{n_shards}` for each"
         )
     pairs = unique_items([EvalItem(r.url, r.query) for r in split_rows(cfg, split)])
+    recorded = out / FINGERPRINT_FILE
+    if not recorded.is_file():
+        raise FileNotFoundError(f"{recorded} missing: the shards were not made by `panollava eval`")
+    limit = json.loads(recorded.read_text())["generation"].get("limit")
+    pairs = pairs[:limit] if limit is not None else pairs
     expected = {it.key for it in pairs}
     merged = merge_shards(shards, out / "predictions.csv.tmp")
     with merged.open(newline="", encoding="utf-8") as f:

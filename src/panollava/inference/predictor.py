@@ -29,6 +29,7 @@ from panollava.models.adapters.loading import load_adapter
 from panollava.models.adapters.schema import PanoAdaptConfig
 from panollava.models.adapters.system import PanoAdaptSystem
 from panollava.models.base import System
+from panollava.models.panollava.system import HEADS_FILE, load_panollava_export
 from panollava.views import ViewSet, build_viewset, make_layout, required_erp_width
 from panollava.views.schema import ViewsConfig
 
@@ -126,12 +127,36 @@ class Predictor:
         """What ``infer``/``serve`` answer with: ``--run`` or ``--family/--model`` (tile ``size``)."""
         if run is not None:
             return cls.from_run(run, max_new_tokens=max_new_tokens, device=device, dtype=dtype)
+        if model is not None and (Path(model) / HEADS_FILE).is_file():
+            return cls.from_panollava_export(
+                model, max_new_tokens=max_new_tokens, device=device, dtype=dtype
+            )
         return cls.from_family(
             family,
             model,
             views=ViewsConfig(tile_size=size),
             max_new_tokens=max_new_tokens,
             tiny_corpus=tiny_corpus,
+            device=device,
+            dtype=dtype,
+        )
+
+    @classmethod
+    def from_panollava_export(
+        cls,
+        export_dir: str | Path,
+        *,
+        max_new_tokens: int = 128,
+        device: str | torch.device = "auto",
+        dtype: str | torch.dtype = "auto",
+    ) -> Predictor:
+        """A PanoLLaVA model written by ``panollava export`` (its views and image settings)."""
+        system = load_panollava_export(Path(export_dir))
+        return cls(
+            system.cfg,
+            system,
+            max_new_tokens=max_new_tokens,
+            name=f"{system.cfg.experiment} (export {Path(export_dir).name})",
             device=device,
             dtype=dtype,
         )

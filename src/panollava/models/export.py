@@ -11,12 +11,15 @@ import json
 from pathlib import Path
 
 import torch
+from peft import PeftModel
 from torch import nn
 
 from panollava.views import make_layout
 from panollava.views.schema import ViewsConfig
 
-__all__ = ["export_hf", "merge_lora"]
+__all__ = ["ADAPTER_DIR", "export_hf", "merge_lora"]
+
+ADAPTER_DIR = "adapter"
 
 
 def merge_lora(model: nn.Module) -> nn.Module:
@@ -41,8 +44,14 @@ def export_hf(
     dtype: torch.dtype | None = None,
 ) -> Path:
     """Merge LoRA, then ``save_pretrained`` model (safetensors, in ``dtype``: None keeps the
-    model's) and processor to ``out_dir``."""
+    model's) and processor to ``out_dir``.
+
+    A PEFT model also leaves its adapters, unmerged, in ``out_dir/adapter`` (``adapter_config.json``
+    + safetensors) for ``PeftModel.from_pretrained(base_model, out_dir / "adapter")``.
+    """
     out_dir = Path(out_dir)
+    if isinstance(model, PeftModel):
+        model.save_pretrained(out_dir / ADAPTER_DIR, safe_serialization=True)
     merged = merge_lora(model)
     if dtype is not None:
         merged = merged.to(dtype)
