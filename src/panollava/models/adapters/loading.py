@@ -16,7 +16,7 @@ from panollava.models.adapters.collate import AdapterCollate
 from panollava.models.adapters.families import FamilyFacts, get_family, resolve_module
 from panollava.models.adapters.tiny import build_tiny
 from panollava.models.adapters.wrapper import PanoAdaptModel
-from panollava.positional import panorope_positions
+from panollava.positional.panorope import check_panorope_layout, panorope_positions
 from panollava.views import make_layout
 from panollava.views.schema import ViewsConfig
 
@@ -153,6 +153,8 @@ def load_adapter(
     facts = get_family(family)
     if views.strategy == "native" and panorope:
         raise ValueError("PanoRoPE needs tiles: the 'native' strategy feeds the ERP as one image")
+    if panorope:  # before any weights load: tiles reaching a pole are refused, saying why
+        check_panorope_layout(make_layout(views))
     facts.check_dtype(dtype)
     model, processor, published = _load(facts, checkpoint, views, tiny_corpus, dtype)
     token_id = facts.image_token_id(model)

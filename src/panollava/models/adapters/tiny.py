@@ -13,9 +13,9 @@ import re
 from collections.abc import Iterable
 
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
+from panollava.data.tokenizer import word_level_tokenizer
 from panollava.models.adapters.families import get_family
 
 __all__ = ["CHATML", "build_tiny", "build_word_tokenizer", "text_config"]
@@ -62,35 +62,18 @@ def build_word_tokenizer(
     chat_template: str,
     named: dict[str, str] | None = None,
 ) -> PreTrainedTokenizerFast:
-    """A word-level fast tokenizer (whitespace/punctuation split) with ``specials`` kept whole.
-
-    With ``bos`` the tokenizer prepends it to every encoding (``add_special_tokens=True``), as
-    Gemma3's does. ``named`` maps attribute names to special tokens (``{"image_token": "<image_soft_token>"}``)
-    as real checkpoints do, so processors find them and they survive ``save_pretrained``.
-    """
-    vocab: dict[str, int] = {"<unk>": 0}
-    for tok in [*specials, *BASE_WORDS, *words]:
-        vocab.setdefault(tok, len(vocab))
-    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.Whitespace()
-    if bos is not None:
-        core.post_processor = processors.TemplateProcessing(
-            single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, vocab[bos])]
-        )
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=core,
-        unk_token="<unk>",
-        eos_token=eos,
-        pad_token=pad,
-        bos_token=bos,
-        extra_special_tokens=named or {},
+    """A family's tiny tokenizer: its ``specials``, the prompt words and ``words``
+    (:func:`panollava.data.tokenizer.word_level_tokenizer`)."""
+    return word_level_tokenizer(
+        [*specials, *BASE_WORDS, *words],
+        unk="<unk>",
+        eos=eos,
+        pad=pad,
+        specials=specials,
+        bos=bos,
+        named=named,
+        chat_template=chat_template,
     )
-    tok.add_special_tokens(
-        {"additional_special_tokens": [s for s in specials if s not in (eos, pad, bos)]},
-        replace_extra_special_tokens=False,
-    )
-    tok.chat_template = chat_template
-    return tok
 
 
 def _words(corpus: Iterable[str] | None) -> list[str]:
