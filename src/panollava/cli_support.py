@@ -32,6 +32,7 @@ __all__ = [
     "DeviceOption",
     "DtypeOption",
     "MaxNewTokensOption",
+    "ProgressEveryOption",
     "console",
     "escape",
     "fail",
@@ -52,6 +53,14 @@ DtypeOption = Annotated[
 ]
 MaxNewTokensOption = Annotated[
     int, typer.Option("--max-new-tokens", help="Greedy decoding length (new tokens).")
+]
+ProgressEveryOption = Annotated[
+    float,
+    typer.Option(
+        "--progress-every",
+        min=0,
+        help="Outside a terminal (nohup, SLURM, pipes): seconds between progress lines.",
+    ),
 ]
 BOOTSTRAP_RESAMPLES = 1000
 BootstrapOption = Annotated[

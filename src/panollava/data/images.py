@@ -3,6 +3,8 @@
 * JPEG / PNG / WebP (anything Pillow reads); EXIF orientation applied;
 * grayscale, RGBA/LA (composited on black), palette, CMYK and 16-bit inputs become 8-bit-accurate
   RGB — 16-bit data is scaled by 1/65535, never clipped;
+* embedded ICC profiles are honoured: pixels are converted to sRGB with LittleCMS (Pillow
+  ``ImageCms``, perceptual intent); profiles that describe sRGB itself are left as they are;
 * JPEGs are decoded at reduced scale (DCT scaling, ``Image.draft``) when the views need fewer
   pixels than the file has — never below ``min_width``;
 * decompression bombs (> ``max_pixels``) and tiny images are refused;
@@ -14,14 +16,16 @@ Every failure raises :class:`ImageLoadError` naming the file and what to do.
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import warnings
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from panollava.data.schema import ImageConfig
@@ -102,6 +106,46 @@ def _draft(img: Image.Image, min_width: int | None, path: Path) -> None:
         log.debug("%s: JPEG decoded at 1/%d scale (%dx%d)", path, scale, *img.size)
 
 
+_CMS_MODES = ("RGB", "RGBA", "L", "CMYK")  # what LittleCMS converts here
+
+
+def _profile_name(icc: bytes) -> str:
+    try:
+        return ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc))).strip()
+    except (OSError, ImageCms.PyCMSError):
+        return ""
+
+
+def _is_srgb(icc: bytes) -> bool:
+    """A profile that describes sRGB itself (converting would only cost time)."""
+    return _profile_name(icc).startswith("sRGB")
+
+
+@lru_cache(maxsize=16)
+def _to_srgb_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform:
+    src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    out_mode = "RGBA" if mode == "RGBA" else "RGB"
+    return ImageCms.buildTransform(src, ImageCms.createProfile("sRGB"), mode, out_mode)
+
+
+def _colour_manage(img: Image.Image, path: Path) -> Image.Image:
+    """Convert an image with an embedded ICC profile to sRGB (no profile or sRGB: unchanged)."""
+    icc = img.info.get("icc_profile")
+    if not icc or _is_srgb(icc):
+        return img
+    if img.mode not in _CMS_MODES:
+        raise ImageLoadError(
+            f"{path}: embedded ICC profile {_profile_name(icc)!r} on a {img.mode} image cannot "
+            "be converted to sRGB here; convert the file to 8-bit sRGB first"
+        )
+    try:
+        return ImageCms.applyTransform(img, _to_srgb_transform(icc, img.mode))
+    except (OSError, ImageCms.PyCMSError) as exc:
+        raise ImageLoadError(
+            f"{path}: its embedded ICC profile is unreadable ({exc}); strip or repair the profile"
+        ) from None
+
+
 def _to_rgb_array(img: Image.Image) -> np.ndarray:
     """Any Pillow mode -> ``(H, W, 3)``: uint8 for 8-bit content, float32 in ``[0, 1]`` otherwise."""
     mode = img.mode
@@ -162,6 +206,7 @@ def decode_image(path: str | Path, *, cfg: ImageConfig, min_width: int | None = 
             _draft(img, min_width, path)
         if img.getexif().get(_EXIF_ORIENTATION, 1) != 1:
             img = ImageOps.exif_transpose(img)
+        img = _colour_manage(img, path)
         arr = _to_rgb_array(img)
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageLoadError(
@@ -212,6 +257,11 @@ def decode_jpeg_torch(
     w, h = img.size
     if img.format != "JPEG" or img.mode not in ("RGB", "L"):
         raise NotTorchDecodable(f"{path}: {img.format} {img.mode} is not an 8-bit RGB/gray JPEG")
+    icc = img.info.get("icc_profile")
+    if icc and not _is_srgb(icc):  # nvJPEG has no colour management
+        raise NotTorchDecodable(
+            f"{path}: embedded ICC profile {_profile_name(icc)!r} is colour-managed on CPU"
+        )
     try:
         orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
     except (OSError, SyntaxError, ValueError) as exc:

@@ -19,6 +19,7 @@ from panollava.cli_support import (
     DeviceOption,
     DtypeOption,
     MaxNewTokensOption,
+    ProgressEveryOption,
     console,
     fail,
     load_config_or_fail,
@@ -361,6 +362,7 @@ def eval_command(
             "weights, generation settings, views, test table) and start again.",
         ),
     ] = False,
+    progress_every: ProgressEveryOption = 30.0,
 ) -> None:
     """Generate once per (image, query) pair of SPLIT (resumable, shardable), score, report.
 
@@ -376,6 +378,7 @@ def eval_command(
     from panollava.evaluation.tables import TableError
     from panollava.evaluation.vllm_backend import VLLMUnavailableError
     from panollava.inference.run import RunNotTrainedError
+    from panollava.models.adapters.families import PrecisionError
 
     config, overrides = split_config_args(args)
     if config is None and not (run / "config.yaml").is_file():
@@ -394,7 +397,7 @@ def eval_command(
     else:
         if overwrite and shard is not None:
             fail(f"--overwrite cannot be combined with shards: delete {run}/eval/{split} first")
-        with user_errors(*known, VLLMUnavailableError, RunNotTrainedError):
+        with user_errors(*known, VLLMUnavailableError, RunNotTrainedError, PrecisionError):
             out = evaluate_run(
                 cfg,
                 run,
@@ -409,6 +412,7 @@ def eval_command(
                 dtype=dtype,
                 limit=limit,
                 overwrite=overwrite,
+                progress_every_s=progress_every,
             )
     if (out / "metrics.json").is_file():
         typer.echo(compare_markdown([out], n_boot=0))

@@ -20,7 +20,7 @@ MAX_VIEWS = 64
 Strategy = Literal[
     "resize", "native", "sliding_window", "e2p", "pinhole", "cubemap", "anyres", "anyres_e2p"
 ]
-GlobalMode = Literal["stretch", "letterbox", "fold"]
+GlobalMode = Literal["stretch", "letterbox"]
 
 
 class ViewsConfig(StrictModel):
@@ -46,7 +46,7 @@ class ViewsConfig(StrictModel):
     global_mode: GlobalMode = Field(
         "stretch",
         description="stretch: ERP resized to a square (all tokens see content); letterbox: padded "
-        "2:1 image in a square (half the tokens black); fold: left and right halves stacked",
+        "2:1 image in a square (half the tokens black)",
     )
     cube_faces: Literal[4, 6] = 4
     anyres_grid: tuple[
