@@ -241,6 +241,7 @@ def evaluate_run(
             dtype=dtype,
             limit=limit,
             overwrite=overwrite,
+            progress_every_s=progress_every_s,
         )
 
 
@@ -259,6 +260,7 @@ def _evaluate_locked(
     dtype: str,
     limit: int | None,
     overwrite: bool,
+    progress_every_s: float,
 ) -> Path:
     """:func:`evaluate_run` once this process holds the predictions file's lock."""
     out = run_dir / "eval" / split
