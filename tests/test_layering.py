@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "strict": 0,
     "_lazy": 0,
     "progress": 0,
+    "fileutil": 0,
     "geometry": 1,
     "views": 2,
     "data": 3,

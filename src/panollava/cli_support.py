@@ -22,6 +22,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from panollava.config import ConfigError, PanoConfig, load_config
 
@@ -33,10 +34,12 @@ __all__ = [
     "MaxNewTokensOption",
     "ProgressEveryOption",
     "console",
+    "escape",
     "fail",
     "load_config_or_fail",
     "split_config_args",
     "split_configs_args",
+    "styled",
     "user_errors",
 ]
 
@@ -77,9 +80,16 @@ ConfigArgs = Annotated[
 _OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*=")
 
 
+def styled(label: str, style: str, text: object) -> Text:
+    """``label`` in ``style``, a space, then ``text`` exactly as given: user text (paths,
+    messages, URLs) is never read as rich markup, so ``[red]`` or ``[/x]`` print as they are.
+    (Inside f-strings that do use markup, wrap user text in :func:`escape`.)"""
+    return Text.assemble((label, style), " ", str(text))
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``error: message`` in red to stderr (the message is never read as markup) and exit."""
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    console.print(styled("error:", "bold red", message), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

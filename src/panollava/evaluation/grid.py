@@ -35,6 +35,7 @@ from panollava.evaluation.grid_tables import (
 from panollava.evaluation.provenance import FINGERPRINT_FILE, eval_fingerprint
 from panollava.evaluation.run_eval import evaluate_run
 from panollava.evaluation.scoring import METRICS_FILE, score_files
+from panollava.fileutil import sha256_file
 from panollava.inference.predictor import resolve_device, resolve_dtype
 from panollava.models.build import build_system
 from panollava.training.run import RunState
@@ -75,19 +76,11 @@ class EvalSettings:
 # ------------------------------------------------------------------ fingerprints
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def train_fingerprint(cfg: PanoConfig) -> dict[str, Any]:
     """What decides a run's weights: the resolved config (less ``output_dir`` and test tables)
     and the content of the train/valid tables."""
     config = cfg.model_dump(mode="json", exclude={"output_dir": True, "data": {"test"}})
-    tables = {str(p): _sha256_file(p) for p in [*cfg.data.train, *cfg.data.valid] if p.is_file()}
+    tables = {str(p): sha256_file(p) for p in [*cfg.data.train, *cfg.data.valid] if p.is_file()}
     return {"format": FORMAT, "config": config, "tables": tables}
 
 

@@ -38,6 +38,7 @@ def train_command(
     from panollava.data.images import ImageLoadError
     from panollava.data.quic360 import DataError
     from panollava.models.build import build_system
+    from panollava.training.run import CheckpointError
     from panollava.training.trainer import preflight, run_training
 
     config, overrides = split_config_args(args)
@@ -49,8 +50,9 @@ def train_command(
     selected = [s.strip() for s in stages.split(",")] if stages else None
     with user_errors(FileNotFoundError, DataError, ImageLoadError, ValueError):
         run = preflight(cfg, run_dir=run, resume=resume, stages=selected)  # before any model
-    system = build_system(cfg)
-    done = run_training(cfg, system, run_dir=run, resume=resume, stages=selected)
+    with user_errors(DataError, ImageLoadError, CheckpointError):  # found only mid-run
+        system = build_system(cfg)
+        done = run_training(cfg, system, run_dir=run, resume=resume, stages=selected)
     console.print(f"[green]run folder:[/] {escape(str(done))}", highlight=False)
 
 
