@@ -77,6 +77,7 @@ def _register_subcommands() -> None:
     """Attach the subsystems' commands (kept in their own modules)."""
     from panollava.data.commands import register as register_data
     from panollava.evaluation.commands import register as register_evaluation
+    from panollava.models.arch_commands import register as register_arch
     from panollava.models.commands import register as register_models
     from panollava.positional.figure import register as register_positions
     from panollava.serve.commands import register as register_serve
@@ -87,6 +88,7 @@ def _register_subcommands() -> None:
     register_data(app)
     register_evaluation(app)
     register_models(app)
+    register_arch(app)
     register_positions(app)
     register_serve(app)
     register_training(app)

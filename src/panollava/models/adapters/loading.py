@@ -11,6 +11,8 @@ import torch
 import transformers
 
 from panollava.config import ViewsConfig
+from panollava.models.adapters.arch import arch_for_checkpoint, build_arch_model
+from panollava.models.adapters.arch_processing import build_arch_processor
 from panollava.models.adapters.collate import AdapterCollate
 from panollava.models.adapters.families import FamilyFacts, get_family, resolve_module
 from panollava.models.adapters.tiny import build_tiny
@@ -68,14 +70,20 @@ def load_adapter(
     tiny_corpus: list[str] | None = None,
     dtype: torch.dtype | None = None,
     panorope: bool = False,
+    arch_layers: int | None = None,
 ) -> LoadedAdapter:
-    """Model + processor + wrapper for ``family`` (``checkpoint=None`` and no corpus: family default)."""
+    """Model + processor + wrapper for ``family`` (``checkpoint=None`` and no corpus: family default;
+    ``"tiny"``: toy stand-in; ``"arch:<hub id>"``: that checkpoint's architecture, random weights)."""
     facts = get_family(family)
     native = views.strategy == "native"
     if native and panorope:
         raise ValueError("PanoRoPE needs tiles: the 'native' strategy feeds the ERP as one image")
     if checkpoint == "tiny":
         model, processor = build_tiny(family, corpus=tiny_corpus, image_size=views.tile_size)
+    elif checkpoint is not None and checkpoint.startswith("arch:"):  # real architecture, random
+        row = arch_for_checkpoint(family, checkpoint.removeprefix("arch:") or None)
+        model = build_arch_model(row, layers=arch_layers, dtype=dtype or torch.float32)
+        processor = build_arch_processor(row, tiny_corpus)
     else:
         name = checkpoint or facts.default_checkpoint
         cls = getattr(transformers, facts.model_class)

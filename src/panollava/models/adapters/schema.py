@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from panollava.strict import StrictModel
 
@@ -30,13 +30,24 @@ class PanoAdaptConfig(StrictModel):
 
     system: Literal["panoadapt"] = "panoadapt"
     family: Family
-    source: Literal["pretrained", "tiny"] = "pretrained"
+    source: Literal["pretrained", "tiny", "arch"] = Field(
+        "pretrained", description="arch: the checkpoint's real architecture, random weights"
+    )
+    arch_layers: int | None = Field(
+        None, ge=1, description="source arch: blocks kept in the LLM and vision tower (cost scaling)"
+    )
     checkpoint: str | None = Field(None, description="HF id or path; None = the family default")
     panorope: bool = Field(False, description="panorama-aware position ids (train + generate)")
     view_labels: bool = Field(False, description="name each view's direction in the prompt")
     tiny_vocab_from: str | None = Field(
         None, description="tiny source: text file(s) whose words make the tiny tokenizer's vocab"
     )
+
+    @model_validator(mode="after")
+    def _arch_layers_need_arch(self) -> PanoAdaptConfig:
+        if self.arch_layers is not None and self.source != "arch":
+            raise ValueError("model.arch_layers only applies to model.source: arch")
+        return self
 
     def resolved_checkpoint(self) -> str:
         return self.checkpoint or FAMILY_CHECKPOINTS[self.family]
