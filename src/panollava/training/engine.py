@@ -11,6 +11,7 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
+from panollava.training.memory import lightning_precision
 from panollava.training.schema import StageConfig, TrainConfig
 
 __all__ = ["build_trainer", "resolve_precision"]
@@ -83,7 +84,7 @@ def build_trainer(
         accelerator=train.accelerator,
         devices=train.devices,
         strategy=_strategy(train),
-        precision=precision,
+        precision=lightning_precision(precision),
         max_steps=max_steps,
         max_epochs=-1,
         accumulate_grad_batches=stage.accumulate,

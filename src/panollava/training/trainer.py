@@ -6,6 +6,7 @@ finished stages (``stages.json``) and resumes mid-stage from ``<stage>/last.ckpt
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -21,6 +22,7 @@ from panollava.config import PanoConfig, save_config
 from panollava.training.checkpoint import load_trainable, save_trainable
 from panollava.training.engine import build_trainer, resolve_precision
 from panollava.training.loader import ResumableLoader
+from panollava.training.memory import apply_memory_settings
 from panollava.training.module import OverlapFn, PanoModule, TrainHParams
 from panollava.training.run import RunState, find_latest_run, new_run_dir
 from panollava.training.schema import StageConfig
@@ -56,7 +58,8 @@ class System(Protocol):
         """The configured overlap loss (an ``nn.Module`` when it has trainable parts)."""
 
     def check_stage(self, stage: StageConfig, batch: dict[str, Any]) -> None:
-        """Step-0 checks on one batch (e.g. the dead-loss check when an overlap loss is on)."""
+        """Step-0 checks (e.g. the dead-loss check when an overlap loss is on), run by the engine
+        on the placed model in the training dtype, on a batch of one sample."""
 
 
 def _stage_steps(stage: StageConfig, num_samples: int, world_size: int) -> int:
@@ -166,8 +169,14 @@ def _run_stage(
     stage_dir.mkdir(exist_ok=True)
     train_loader, val_loader = _loaders(system, stage, cfg)
     total = _stage_steps(stage, len(train_loader.dataset), _world_size(cfg))
-    system.check_stage(stage, next(iter(_fresh(train_loader))))
-    module = PanoModule(system.model, _hparams(stage, total, precision), system.overlap_loss())
+    apply_memory_settings(system.model, cfg.train, precision)
+    module = PanoModule(
+        system.model,
+        _hparams(stage, total, precision),
+        system.overlap_loss(),
+        step0_check=functools.partial(system.check_stage, stage),
+        step0_batch=train_loader.collate_fn([train_loader.dataset[0]]),  # the smallest batch
+    )
     trainer = build_trainer(
         cfg.train,
         stage,
@@ -190,8 +199,3 @@ def _run_stage(
     record.weights = str(weights.relative_to(run_dir))
     record.seconds += time.perf_counter() - t0
     state.save()
-
-
-def _fresh(loader: ResumableLoader) -> DataLoader:
-    """A plain loader over the same data (peeking a batch must not advance the resumable one)."""
-    return DataLoader(loader.dataset, batch_size=loader.batch_size, collate_fn=loader.collate_fn)

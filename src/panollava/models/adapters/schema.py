@@ -34,7 +34,9 @@ class PanoAdaptConfig(StrictModel):
         "pretrained", description="arch: the checkpoint's real architecture, random weights"
     )
     arch_layers: int | None = Field(
-        None, ge=1, description="source arch: blocks kept in the LLM and vision tower (cost scaling)"
+        None,
+        ge=1,
+        description="source arch: blocks kept in the LLM and vision tower (cost scaling)",
     )
     checkpoint: str | None = Field(None, description="HF id or path; None = the family default")
     panorope: bool = Field(False, description="panorama-aware position ids (train + generate)")
