@@ -467,19 +467,24 @@ def arch_for_checkpoint(family: str, checkpoint: str | None) -> ArchRow:
     return row
 
 
-def truncated_config(row: ArchRow, layers: int | None) -> dict[str, Any]:
-    """``row.config`` with ``layers`` blocks in the LLM and the vision tower (None: published)."""
+def truncated_config(row: ArchRow, layers: int | tuple[int, int] | None) -> dict[str, Any]:
+    """``row.config`` with ``layers`` blocks in the LLM and the vision tower (None: published;
+    a pair: ``(llm, vision)`` blocks, for fitting the per-block cost of each tower)."""
     cfg = copy.deepcopy(row.config)
     if layers is None:
         return cfg
-    if layers < 1:
+    llm, vision = layers if isinstance(layers, tuple) else (layers, layers)
+    if min(llm, vision) < 1:
         raise ValueError(f"arch_layers must be >= 1, got {layers}")
-    for part in (cfg.get("text_config"), cfg.get("vision_config"), cfg):
+    parts = [(cfg.get("text_config"), llm), (cfg.get("vision_config"), vision)]
+    if row.kind != "vlm":
+        parts = [(cfg, llm)]
+    for part, keep in parts:
         if part is None:
             continue
         for depth_key in ("num_hidden_layers", "depth"):
             if depth_key in part:
-                part[depth_key] = min(part[depth_key], layers)
+                part[depth_key] = min(part[depth_key], keep)
         if "fullatt_block_indexes" in part:  # keep a full-attention block before the merger
             kept = [i for i in part["fullatt_block_indexes"] if i < part["depth"]]
             part["fullatt_block_indexes"] = kept or [part["depth"] - 1]
@@ -489,7 +494,7 @@ def truncated_config(row: ArchRow, layers: int | None) -> dict[str, Any]:
 def build_arch_model(
     row: ArchRow,
     *,
-    layers: int | None = None,
+    layers: int | tuple[int, int] | None = None,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     seed: int = 0,
