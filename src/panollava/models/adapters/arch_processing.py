@@ -30,13 +30,16 @@ def _words(corpus: Iterable[str] | None) -> list[str]:
     return list(out)
 
 
-def arch_tokenizer(row: ArchRow, corpus: Iterable[str] | None = None) -> PreTrainedTokenizerFast:
+def arch_tokenizer(
+    row: ArchRow, corpus: Iterable[str] | None = None, *, extra: dict[str, int] | None = None
+) -> PreTrainedTokenizerFast:
     """A word-level tokenizer whose special tokens have ``row``'s published ids.
 
     Words take the low ids (never a published special id); text token counts therefore differ
     from the real BPE tokenizer by a few tokens per sentence, image-token counts do not.
     """
-    taken = set(row.specials.values())
+    specials = {**row.specials, **(extra or {})}
+    taken = set(specials.values())
     vocab: dict[str, int] = {"<unk>": 3 if 3 not in taken else max(taken) + 1}
     next_id = 4
     for w in _words(corpus):
@@ -44,7 +47,7 @@ def arch_tokenizer(row: ArchRow, corpus: Iterable[str] | None = None) -> PreTrai
             next_id += 1
         vocab.setdefault(w, next_id)
         next_id += 1
-    vocab.update(row.specials)
+    vocab.update(specials)
     core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.Whitespace()
     named = _NAMED.get(row.family or "", {})
@@ -56,7 +59,7 @@ def arch_tokenizer(row: ArchRow, corpus: Iterable[str] | None = None) -> PreTrai
         bos_token=row.roles.get("bos"),
         extra_special_tokens=named,
     )
-    others = [s for s in row.specials if s not in row.roles.values()]
+    others = [s for s in specials if s not in row.roles.values()]
     tok.add_special_tokens(
         {"additional_special_tokens": others}, replace_extra_special_tokens=False
     )

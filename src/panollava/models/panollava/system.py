@@ -158,8 +158,23 @@ def build_panollava_system(cfg: PanoConfig, run_dir: Path | None = None) -> Pano
             "model.tokenizer must name a tokenizer folder for source: tiny "
             "(`panollava data synth` writes one next to the data)"
         )
-    tokenizer = AutoTokenizer.from_pretrained(name)
+    if mcfg.source == "arch" and mcfg.tokenizer is None:
+        tokenizer = _arch_tokenizer(cfg)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(name)
     model = build_panollava(mcfg, cfg.views, tokenizer)
     system = PanoLLaVASystem(cfg, model, tokenizer)
     system.run_dir = run_dir
     return system
+
+
+def _arch_tokenizer(cfg: PanoConfig):
+    """Word-level stand-in of the LLM's tokenizer (published special ids) for ``source: arch``;
+    the vision token takes id 151,669, the id the real Qwen3 tokenizer gives an added token."""
+    from panollava.data.datasets import split_rows
+    from panollava.models.adapters.arch import get_arch
+    from panollava.models.adapters.arch_processing import arch_tokenizer
+
+    corpus = [f"{r.query} {r.reference}" for r in split_rows(cfg, "train")]
+    row = get_arch(cfg.model.llm_name)
+    return arch_tokenizer(row, corpus, extra={cfg.model.vision_token: 151669})
