@@ -1,4 +1,4 @@
-"""``panollava infer``: answer a query about one panorama with a trained run or a VLM family."""
+"""``panollava arch TARGET``: a target checkpoint's real architecture inspected on the meta device."""
 
 from __future__ import annotations
 
@@ -8,115 +8,74 @@ from typing import Annotated
 
 import typer
 
-from panollava.cli_support import DeviceOption, DtypeOption
 
-
-def load_predictor(
-    run: Path | None,
-    family: str,
-    model: str | None,
-    size: int,
-    max_new_tokens: int,
-    *,
-    tiny_corpus: list[str] | None = None,
-    device: str = "auto",
-    dtype: str = "auto",
-):
-    """A :class:`~panollava.inference.Predictor` for ``--run`` or ``--family/--model``.
-
-    Exits with a clear message (code 2) when the run folder is not usable.
-    """
-    from panollava.cli_support import user_errors
-    from panollava.config import ViewsConfig
-    from panollava.inference import Predictor, RunNotTrainedError
-
-    if run is not None:
-        with user_errors(FileNotFoundError, RunNotTrainedError):
-            return Predictor.from_run(
-                run, max_new_tokens=max_new_tokens, device=device, dtype=dtype
+def _print_report(report: dict) -> None:
+    out = typer.echo
+    pub = report["published_params"]
+    out(f"{report['target']}  ({report['checkpoint']})")
+    out(
+        f"  total parameters   {report['total_params']:>15,}  "
+        f"(published {pub / 1e9:.3g}B: {report['published_source']})"
+    )
+    if "lora" not in report:
+        return
+    for stage in report["lora"]:
+        out(
+            f"  LoRA stage {stage['stage']!r} r={stage['r']}: {stage['trainable_params']:,} "
+            f"trainable ({stage['trainable_percent']:.2f}%)"
+        )
+        for m in stage["targets"]:
+            mods = m["modules"]
+            out(
+                f"    {m['target']:<10} {m['params']:>12,} ({m['percent']:.2f}%)  matches "
+                f"{mods['llm']} LLM + {mods['vision']} vision + {mods['other']} other Linear  "
+                f"[{m['pattern']}]"
             )
-    return Predictor.from_family(
-        family,
-        model,
-        views=ViewsConfig(tile_size=size),
-        max_new_tokens=max_new_tokens,
-        tiny_corpus=tiny_corpus,
-        device=device,
-        dtype=dtype,
+    h, w = report["view_size"]
+    out(f"  image tokens/view  {report['tokens_per_view']:>6}  at {h}x{w} ({report['strategy']})")
+    out(
+        f"  prompt tokens      {report['prompt_tokens']:>6}  ({report['views']} views + "
+        f"{report['prompt_query']!r}; text counted with a word-level stand-in tokenizer)"
     )
+    out(f"  image token id     {report['image_token_id']:>6}")
 
 
-def infer_command(
-    image: Annotated[Path, typer.Option("--image", help="Equirectangular panorama.")],
-    query: Annotated[str, typer.Option("--query", help="The question / caption query.")],
-    run: Annotated[
-        Path | None,
-        typer.Option(
-            "--run",
-            help="A `panollava train` run folder (PanoLLaVA or PanoAdapt): its model, trained "
-            "weights, views and image settings.",
-        ),
-    ] = None,
-    family: Annotated[
-        str,
-        typer.Option(help="Without --run: VLM family (qwen2_5_vl, qwen2_vl, internvl, gemma3)."),
-    ] = "qwen2_5_vl",
-    model: Annotated[
+def arch_command(
+    target: Annotated[
         str | None,
-        typer.Option(
-            "--model",
-            help="Without --run: HF id or local folder (default: the family's checkpoint); "
-            "'tiny' builds a random-weight stand-in (offline smoke test).",
+        typer.Argument(
+            help="Row key (qwen2_5_vl_3b, internvl3_5_2b, gemma3_4b, ...), hub id or family; "
+            "omit with --recipe to use the recipe's checkpoint."
         ),
     ] = None,
-    size: Annotated[int, typer.Option(help="Without --run: tile size in pixels.")] = 448,
-    max_new_tokens: Annotated[int, typer.Option(help="Greedy decoding length.")] = 128,
-    show_views: Annotated[
-        Path | None, typer.Option(help="Also write the views figure and files to this folder.")
+    recipe: Annotated[
+        Path | None, typer.Option(help="Training YAML: its LoRA stages and view size.")
     ] = None,
-    device: DeviceOption = "auto",
-    dtype: DtypeOption = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Print the model's answer for QUERY about IMAGE (views built exactly as in training)."""
-    from panollava.cli_support import console, fail, user_errors
-    from panollava.data.images import ImageLoadError
+    """Print parameters, LoRA coverage per target and image-token counts of TARGET's real
+    architecture (random weights on the meta device: offline, seconds)."""
+    from panollava.cli_support import fail, load_config_or_fail, user_errors
+    from panollava.models.adapters.arch import ARCH, arch_for_checkpoint, get_arch
+    from panollava.models.adapters.arch_report import arch_report
 
-    if not image.is_file():  # before loading a model that may take minutes
-        fail(f"file not found: {image}")
-    predictor = load_predictor(
-        run, family, model, size, max_new_tokens, tiny_corpus=[query], device=device, dtype=dtype
-    )
-    with user_errors(ImageLoadError):
-        erp, viewset = predictor.load(image)
-    if show_views is not None:
-        from panollava.views.figure import save_views_figure
-        from panollava.views.io import save_viewset
-
-        save_viewset(viewset, show_views, source=image)
-        save_views_figure(erp, viewset, show_views / "views.png")
-    typer.echo(predictor.answer(viewset, query))
-    summary = {"model": predictor.name, "views": len(viewset)}
-    if predictor.cfg.model is not None and predictor.cfg.model.system == "panoadapt":
-        summary["family"] = predictor.cfg.model.family
-    console.print(json.dumps(summary, ensure_ascii=False), highlight=False, soft_wrap=True)
-
-
-def export_command(
-    run: Annotated[Path, typer.Option("--run", help="A `panollava train` run folder.")],
-    out: Annotated[Path, typer.Option("--out", help="Folder to write (must not exist).")],
-) -> None:
-    """Merge LoRA and save the run's model as standard HF folder(s) (safetensors) + panorama.json."""
-    from panollava.cli_support import console, fail, user_errors
-    from panollava.inference import RunNotTrainedError
-    from panollava.models.export import export_run
-
-    if out.exists():
-        fail(f"{out} exists; choose a new folder")
-    with user_errors(FileNotFoundError, RunNotTrainedError):
-        done = export_run(run, out)
-    console.print(f"[green]exported:[/] {done}")
+    cfg = load_config_or_fail(recipe) if recipe is not None else None
+    if cfg is not None and getattr(cfg.model, "system", None) != "panoadapt":
+        fail(f"{recipe}: --recipe must be a PanoAdapt recipe (model.system: panoadapt)")
+    if target is None and cfg is None:
+        fail(f"give a TARGET ({', '.join(ARCH)}) or --recipe")
+    with user_errors(ValueError):
+        if cfg is not None:
+            name = target or cfg.model.checkpoint
+            row = arch_for_checkpoint(cfg.model.family, name)
+        else:
+            row = get_arch(target)
+        report = arch_report(row, cfg)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        _print_report(report)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("infer")(infer_command)
-    app.command("export")(export_command)
+    app.command("arch")(arch_command)

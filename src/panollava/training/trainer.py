@@ -12,22 +12,21 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Protocol
 
 import pytorch_lightning as pl
-from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from panollava.config import PanoConfig, save_config
+from panollava.models.base import System
 from panollava.training.checkpoint import load_trainable, save_trainable
 from panollava.training.engine import build_trainer, resolve_precision
 from panollava.training.loader import ResumableLoader
 from panollava.training.memory import apply_memory_settings
-from panollava.training.module import OverlapFn, PanoModule, TrainHParams
+from panollava.training.module import PanoModule, TrainHParams
 from panollava.training.run import RunState, find_latest_run, new_run_dir
 from panollava.training.schema import StageConfig
 
-__all__ = ["System", "run_training"]
+__all__ = ["run_training"]
 
 log = logging.getLogger(__name__)
 
@@ -37,29 +36,6 @@ _RUN_DIR_ENV = "PANOLLAVA_RUN_DIR"
 def _launched_rank() -> int:
     """Global rank of this process as set by a distributed launcher (0 when not launched)."""
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
-
-
-class System(Protocol):
-    """What a panorama model system (PanoLLaVA, a PanoAdapt family) gives the engine."""
-
-    model: nn.Module
-    allow_fp16: bool
-
-    def configure_stage(self, stage: StageConfig) -> None:
-        """Set which parameters train (freeze the rest, add LoRA adapters) for ``stage``."""
-
-    def dataset(self, split: str, stage: StageConfig) -> Dataset:
-        """Training/validation samples of ``split`` for ``stage``."""
-
-    def collate(self, stage: StageConfig) -> Any:
-        """Collate function for ``stage`` (text length limits, answer-only labels)."""
-
-    def overlap_loss(self) -> OverlapFn | None:
-        """The configured overlap loss (an ``nn.Module`` when it has trainable parts)."""
-
-    def check_stage(self, stage: StageConfig, batch: dict[str, Any]) -> None:
-        """Step-0 checks (e.g. the dead-loss check when an overlap loss is on), run by the engine
-        on the placed model in the training dtype, on a batch of one sample."""
 
 
 def _stage_steps(stage: StageConfig, num_samples: int, world_size: int) -> int:

@@ -12,6 +12,7 @@ from torch import nn
 from panollava.models.adapters.arch import ArchRow, build_arch_model
 from panollava.models.adapters.arch_processing import build_arch_processor, tokens_per_image
 from panollava.models.adapters.families import FamilyFacts, get_family
+from panollava.views import make_layout
 
 __all__ = ["arch_report", "lora_matches", "prompt_tokens"]
 
@@ -62,8 +63,6 @@ def _view_geometry(cfg) -> tuple[str, int, int, int]:
     """(strategy, views, height, width) of a recipe (None: 9 views of 448 px)."""
     if cfg is None:
         return "anyres_e2p", 9, 448, 448
-    from panollava.views import make_layout
-
     views = cfg.views
     if views.strategy == "native":
         return "native", 1, *_NATIVE_ERP

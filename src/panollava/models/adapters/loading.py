@@ -10,7 +10,6 @@ from typing import Any
 import torch
 import transformers
 
-from panollava.config import ViewsConfig
 from panollava.models.adapters.arch import arch_for_checkpoint, build_arch_model
 from panollava.models.adapters.arch_processing import build_arch_processor
 from panollava.models.adapters.collate import AdapterCollate
@@ -19,6 +18,7 @@ from panollava.models.adapters.tiny import build_tiny
 from panollava.models.adapters.wrapper import PanoAdaptModel
 from panollava.positional import panorope_positions
 from panollava.views import make_layout
+from panollava.views.schema import ViewsConfig
 
 __all__ = ["LoadedAdapter", "load_adapter", "token_grid_for"]
 
