@@ -148,3 +148,11 @@ def test_arch_command_unknown_target_exits_2():
     out = CliRunner().invoke(app, ["arch", "llava-1.5"])
     assert out.exit_code == 2
     assert "known targets" in out.output
+
+
+def test_panollava_arch_layers_only_with_source_arch():
+    from panollava.models.panollava.schema import PanoLLaVAConfig
+
+    with pytest.raises(ValidationError, match="arch_layers only applies"):
+        PanoLLaVAConfig(source="tiny", arch_layers=2)
+    assert PanoLLaVAConfig(source="arch", arch_layers=2).arch_layers == 2
