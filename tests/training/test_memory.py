@@ -114,3 +114,21 @@ def test_step0_check_runs_after_placement_in_the_training_dtype(tmp_path):
     )
     trainer.fit(module, loader)
     assert system.seen == [("encoder", 1, torch.bfloat16, "cpu")]
+
+
+def test_training_runs_in_train_mode_although_loaders_return_eval_mode(tmp_path):
+    # HF loaders return models in eval mode and Lightning keeps module modes: without train mode,
+    # LoRA dropout and HF gradient checkpointing (`if self.gradient_checkpointing and
+    # self.training`) silently do nothing.
+    system = ToySystem()
+    seen = []
+    step = system.model.step
+
+    def recording_step(batch):
+        seen.append(system.model.encoder.training)
+        return step(batch)
+
+    system.model.step = recording_step
+    system.model.eval()
+    run_training(toy_config(tmp_path), system, stages=["encoder"])
+    assert seen and all(seen)

@@ -116,8 +116,11 @@ class PanoModule(pl.LightningModule):
             self.log(f"val/{k}", v, batch_size=bs, sync_dist=True)
 
     def on_train_start(self) -> None:
-        """The step-0 check (e.g. the dead-loss check) on the placed model, in the training
-        dtype and autocast, on the small batch it was given (never a host-side fp32 pass)."""
+        """Train mode for the whole model (HF loaders return it in eval mode, which Lightning
+        keeps: LoRA dropout and gradient checkpointing would silently stay off), then the step-0
+        check (e.g. the dead-loss check) on the placed model, in the training dtype and
+        autocast, on the small batch it was given (never a host-side fp32 pass)."""
+        self.train()
         if self._step0 is None:
             return
         check, batch = self._step0
