@@ -1,22 +1,23 @@
-"""Decode + anyres_e2p (1 global + 8 tiles of 256²): panollava vs py360convert, same run.
+"""Decode + anyres_e2p views (1 global + 8 tiles): the cost of sampling next to the decode floor.
 
-    .venv/bin/python benchmarks/bench_views.py [--repeats 5] [--device cuda]
+    .venv/bin/python benchmarks/bench_views.py [--repeats 7] [--threads N] [--device cuda]
 
-For each panorama (the 6 shared QuIC-360 samples, plus a 2048x1024 and a 4096x2048 JPEG made
-from one of them) it times, end to end from the JPEG file:
+For each panorama (the 6 shared QuIC-360 samples, plus 2048x1024 and 4096x2048 JPEGs made from
+one of them) it times, from the JPEG file:
 
-* **py360convert**, as a user would call it: decode the full image with PIL, ``e2p`` once per
-  tile, and a PIL resize for the global view;
-* **panollava**: ``load_erp`` (reduced-scale JPEG decoding when the views need fewer pixels;
-  with ``--device cuda`` nvJPEG decoding on the GPU) + ``build_viewset`` (one batched
-  ``grid_sample`` with cached grids).
+* ``decode``: our decode alone — ``load_erp_uint8`` at the reduced JPEG scale the views need
+  (``required_erp_width``), embedded ICC profiles converted to sRGB. The physical floor on a CPU.
+* ``+views``: that decode plus ``build_viewset`` (9 antialiased views, cached sampling plan,
+  uint8 fast path). ``ratio`` = ``+views`` / ``decode`` (goal <= 1.5x).
+* ``py360``: what a user writes with py360convert: full PIL decode, ``e2p`` per tile, PIL
+  resize for the global view, with py360convert's fastest installed backend (``cv2.remap``
+  when opencv is importable, else scipy ``map_coordinates``; printed). ``speed-up`` = ``py360``
+  / ``+views``.
 
-It prints per-panorama times, the speed ratio, our JPEG decode time alone and the ratio it caps
-us at (``ceiling`` = py360convert time / our decode time: the speed-up if sampling were free),
-and the max/mean absolute pixel difference of
-the tiles (uint8 levels): once for the end-to-end outputs (draft decoding changes the source
-pixels, so small differences are expected) and once with both sampling the same full-resolution
-decode (the geometry check: should be ~0.25, i.e. rounding).
+Geometry checks on the tiles (uint8 levels): ``today`` = max |difference| between our fast
+sampler with ``antialias=False`` and the plain float ``grid_sample`` sampler (``sample_erp``)
+on the same decode (must be <= 1); ``py360`` = mean |difference| to py360convert, both point
+sampling the same full-resolution decode (~0.25 = rounding).
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ import py360convert
 import torch
 from PIL import Image
 
-from panollava.data.images import decode_image, load_erp
+from panollava.data.images import load_erp, load_erp_uint8
 from panollava.data.schema import ImageConfig
+from panollava.geometry import erp_coords_for_view, sample_erp, sample_views
 from panollava.views import build_viewset, make_layout, required_erp_width
 from panollava.views.schema import ViewsConfig
 
@@ -43,53 +45,62 @@ SAMPLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "quic
 def py360_views(path: Path, cfg: ViewsConfig) -> np.ndarray:
     """What a user writes with py360convert: full decode, e2p per tile, resize for the global."""
     img = np.asarray(Image.open(path).convert("RGB"))
-    layout = make_layout(cfg)
     out = []
-    for v in layout.views:
+    for v in make_layout(cfg).views:
         if v.kind == "global":
-            g = Image.fromarray(img).resize(
-                (cfg.tile_size, cfg.tile_size), Image.Resampling.BILINEAR
-            )
-            out.append(np.asarray(g))
+            size = (cfg.tile_size, cfg.tile_size)
+            out.append(np.asarray(Image.fromarray(img).resize(size, Image.Resampling.BILINEAR)))
         else:
             size = (cfg.tile_size, cfg.tile_size)
             out.append(py360convert.e2p(img, v.hfov_deg, v.yaw_deg, v.pitch_deg, size))
     return np.stack(out)  # (V, h, w, 3) uint8
 
 
-def ours_views(
-    path: Path, cfg: ViewsConfig, image_cfg: ImageConfig, device: str = "cpu"
-) -> torch.Tensor:
-    """``load_erp`` (on CUDA: nvJPEG decode) + ``build_viewset``, finished when it returns."""
-    cuda = device.startswith("cuda")
-    need = required_erp_width(cfg) if image_cfg.draft_decode else None
-    erp = load_erp(path, cfg=image_cfg, min_width=need, device=device if cuda else None)
-    pixels = build_viewset(erp, cfg).pixels  # (V, 3, h, w) float
-    if cuda:
+def decode(path: Path, cfg: ViewsConfig, device: str) -> torch.Tensor:
+    """Our decode step alone (the floor)."""
+    need = required_erp_width(cfg)
+    if device.startswith("cuda"):
+        erp = load_erp(path, min_width=need, device=device)
+        torch.cuda.synchronize()
+        return erp
+    return load_erp_uint8(path, min_width=need)
+
+
+def decode_and_views(path: Path, cfg: ViewsConfig, device: str) -> torch.Tensor:
+    pixels = build_viewset(decode(path, cfg, device), cfg).pixels  # (V, 3, h, w) float
+    if device.startswith("cuda"):
         torch.cuda.synchronize()
     return pixels
 
 
-def decode_only(path: Path, image_cfg: ImageConfig, cfg: ViewsConfig, device: str) -> None:
-    """Our decoding step alone (the floor of ``ours_views``)."""
-    if device.startswith("cuda"):
-        load_erp(path, cfg=image_cfg, min_width=required_erp_width(cfg), device=device)
-        torch.cuda.synchronize()
-    else:
-        decode_image(path, cfg=image_cfg, min_width=required_erp_width(cfg))
+def timed(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def to_uint8(pixels: torch.Tensor) -> np.ndarray:
     return (pixels.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
-def best_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times) if repeats < 3 else statistics.median(times)
+def geometry_checks(path: Path, cfg: ViewsConfig) -> tuple[float, float]:
+    """(max level difference fast vs plain sampler on our decode, mean vs py360convert)."""
+    tiles = [v.geometry for v in make_layout(cfg).tiles]
+    size = (cfg.tile_size, cfg.tile_size)
+    erp = load_erp_uint8(path, min_width=required_erp_width(cfg))[None]  # (1, 3, H, W)
+    fast = sample_views(erp, tiles, size, antialias=False)[0]  # (T, 3, h, w) in [0, 255]
+    hw = tuple(erp.shape[-2:])
+    coords = torch.cat([erp_coords_for_view(g, size, hw)[0] for g in tiles])[None]  # stacked
+    plain = sample_erp(erp.float(), coords)[0].unflatten(1, (len(tiles), size[0])).transpose(0, 1)
+    today = float((fast.round() - plain.round()).abs().max())
+    full = load_erp_uint8(path, cfg=ImageConfig(draft_decode=False))[None]
+    ours = sample_views(full, tiles, size, antialias=False)[0].round().clamp(0, 255)
+    ref = py360_views(path, cfg)[[v.index for v in make_layout(cfg).tiles]]
+    ref_t = torch.from_numpy(ref.astype(np.float32)).permute(0, 3, 1, 2)
+    return today, float((ours - ref_t).abs().mean())
 
 
 def make_inputs(tmp: Path) -> list[Path]:
@@ -106,43 +117,45 @@ def make_inputs(tmp: Path) -> list[Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument(
-        "--device", default="cpu", help="cuda: decode with nvJPEG and sample on the GPU"
-    )
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--device", default="cpu", help="cuda: nvJPEG decode, GPU sampling")
+    parser.add_argument("--no-geometry", action="store_true", help="skip the geometry checks")
     args = parser.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("--device cuda needs a CUDA GPU (none here)")
-    dev = args.device
-    cfg = ViewsConfig()  # anyres_e2p: 1 global + 8 x 90° tiles, 256²
-    image_cfg = ImageConfig()
-    tiles = [v.index for v in make_layout(cfg).tiles]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev, cfg = args.device, ViewsConfig()  # anyres_e2p: 1 global + 8 x 90° tiles, 256²
     backend = "cv2.remap" if getattr(py360convert.utils, "cv2", None) else "scipy map_coordinates"
     print(
-        f"device {dev}, torch {torch.__version__}, threads {torch.get_num_threads()}, py360convert "
-        f"{getattr(py360convert, '__version__', '?')} (sampling with {backend}; it switches to "
-        "cv2.remap, ~2x faster, when opencv is installed)"
+        f"device {dev}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+        f"py360convert {getattr(py360convert, '__version__', '?')} with {backend} "
+        f"(its fastest backend installed here), views need an ERP >= {required_erp_width(cfg)} px"
     )
     print(
-        f"{'panorama':34s} {'size':>10s} {'py360 ms':>9s} {'ours ms':>8s} {'ratio':>6s} "
-        f"{'decode ms':>9s} {'ceiling':>7s} {'e2e max/mean':>13s} {'geom max/mean':>14s}"
+        f"{'panorama':26s} {'file':>10s} {'decoded':>10s} {'decode':>7s} {'+views':>7s} "
+        f"{'ratio':>6s} {'py360':>7s} {'speed-up':>8s} {'plan':>6s} {'today':>5s} {'py360':>6s}"
     )
+    print(f"{'':26s} {'':>10s} {'':>10s} {'ms':>7s} {'ms':>7s} {'':>6s} {'ms':>7s} {'':>8s} "
+          f"{'ms':>6s} {'max':>5s} {'mean':>6s}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         for path in make_inputs(Path(tmp)):
             w, h = Image.open(path).size
-            ours_views(path, cfg, image_cfg, dev)  # warm the grid cache, as in a data loader
-            t_ref = best_time(lambda p=path: py360_views(p, cfg), args.repeats)
-            t_ours = best_time(lambda p=path: ours_views(p, cfg, image_cfg, dev), args.repeats)
-            t_dec = best_time(lambda p=path: decode_only(p, image_cfg, cfg, dev), args.repeats)
-            ref = py360_views(path, cfg)[tiles].astype(np.float32)
-            e2e = np.abs(to_uint8(ours_views(path, cfg, image_cfg, dev))[tiles] - ref)
-            full = ImageConfig(draft_decode=False)
-            geom = np.abs(to_uint8(ours_views(path, cfg, full, dev))[tiles] - ref)
+            t0 = time.perf_counter()
+            erp = decode_and_views(path, cfg, dev)  # builds and caches the sampling plan
+            t_plan = time.perf_counter() - t0
+            shape = decode(path, cfg, dev).shape
+            t_dec = timed(lambda p=path: decode(p, cfg, dev), args.repeats)
+            t_views = timed(lambda p=path: decode_and_views(p, cfg, dev), args.repeats)
+            t_ref = timed(lambda p=path: py360_views(p, cfg), max(1, args.repeats // 2))
+            today, vs_py360 = (np.nan, np.nan) if args.no_geometry else geometry_checks(path, cfg)
+            del erp
             print(
-                f"{path.name:34s} {w:>5d}x{h:<4d} {1e3 * t_ref:9.1f} {1e3 * t_ours:8.1f} "
-                f"{t_ref / t_ours:5.1f}x {1e3 * t_dec:9.1f} {t_ref / t_dec:6.1f}x "
-                f"{e2e.max():6.0f}/{e2e.mean():<6.2f} "
-                f"{geom.max():6.0f}/{geom.mean():<6.2f}"
+                f"{path.name:26s} {w:>5d}x{h:<4d} {shape[-1]:>5d}x{shape[-2]:<4d} "
+                f"{1e3 * t_dec:7.1f} {1e3 * t_views:7.1f} {t_views / t_dec:5.2f}x "
+                f"{1e3 * t_ref:7.1f} {t_ref / t_views:7.1f}x {1e3 * t_plan:6.0f} "
+                f"{today:5.0f} {vs_py360:6.2f}"
             )
 
 

@@ -22,6 +22,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from panollava.config import ConfigError, PanoConfig, load_config
 
@@ -31,10 +32,13 @@ __all__ = [
     "DeviceOption",
     "DtypeOption",
     "MaxNewTokensOption",
+    "ProgressEveryOption",
     "console",
+    "escape",
     "fail",
     "load_config_or_fail",
     "split_config_args",
+    "styled",
     "user_errors",
 ]
 
@@ -49,6 +53,14 @@ DtypeOption = Annotated[
 ]
 MaxNewTokensOption = Annotated[
     int, typer.Option("--max-new-tokens", help="Greedy decoding length (new tokens).")
+]
+ProgressEveryOption = Annotated[
+    float,
+    typer.Option(
+        "--progress-every",
+        min=0,
+        help="Outside a terminal (nohup, SLURM, pipes): seconds between progress lines.",
+    ),
 ]
 BOOTSTRAP_RESAMPLES = 1000
 BootstrapOption = Annotated[
@@ -67,9 +79,16 @@ ConfigArgs = Annotated[
 _OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*=")
 
 
+def styled(label: str, style: str, text: object) -> Text:
+    """``label`` in ``style``, a space, then ``text`` exactly as given: user text (paths,
+    messages, URLs) is never read as rich markup, so ``[red]`` or ``[/x]`` print as they are.
+    (Inside f-strings that do use markup, wrap user text in :func:`escape`.)"""
+    return Text.assemble((label, style), " ", str(text))
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``error: message`` in red to stderr (the message is never read as markup) and exit."""
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    console.print(styled("error:", "bold red", message), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

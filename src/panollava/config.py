@@ -2,6 +2,9 @@
 
 Every section forbids unknown keys; a typo gets an error that names the key, where it was and the
 valid keys (with a "did you mean" hint). Data paths live in exactly one place: ``data``.
+YAML is read safely and bounded: duplicate keys are errors (naming key and line), and a file
+whose aliases expand to more than ``MAX_YAML_NODES`` values (an "alias bomb") is refused before
+anything is expanded.
 
     cfg = load_config("configs/views/anyres_e2p.yaml", overrides=["views.fov_deg=60"])
     save_config(cfg, run_dir / "config.yaml")
@@ -27,6 +30,7 @@ from panollava.training.schema import TrainConfig
 from panollava.views.schema import ViewsConfig
 
 __all__ = [
+    "MAX_YAML_NODES",
     "ConfigError",
     "PanoConfig",
     "apply_overrides",
@@ -39,11 +43,71 @@ class ConfigError(ValueError):
     """A configuration file or override is invalid; the message says where and how to fix it."""
 
 
+MAX_YAML_NODES = 100_000  # values after alias expansion; a real config has a few hundred
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate keys and documents whose aliases expand to
+    more than :data:`MAX_YAML_NODES` values (checked on the node graph, before expanding)."""
+
+    def __init__(self, stream, source: str) -> None:
+        super().__init__(stream)
+        self.source = source
+
+    def get_single_data(self):
+        node = self.get_single_node()
+        if node is None:
+            return None
+        sizes: dict[int, int] = {}
+
+        def expanded(n) -> int:  # memoised on the shared (aliased) nodes: linear time
+            if id(n) not in sizes:
+                children = n.value if isinstance(n.value, list) else []
+                flat = [
+                    c for item in children for c in (item if isinstance(item, tuple) else (item,))
+                ]
+                sizes[id(n)] = min(1 + sum(expanded(c) for c in flat), MAX_YAML_NODES + 1)
+            return sizes[id(n)]
+
+        if expanded(node) > MAX_YAML_NODES:
+            raise ConfigError(
+                f"{self.source}: its YAML aliases expand to more than {MAX_YAML_NODES:,} values: "
+                "refused as an alias bomb; write the values out"
+            )
+        return self.construct_document(node)
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(
+                    f"{self.source}: duplicate key {key!r} on line {line} (first on line "
+                    f"{seen[key]}); keep one"
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load`` with duplicate keys and alias bombs refused (:class:`ConfigError`)."""
+    loader = _StrictLoader(text, source)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 class PanoConfig(StrictModel):
     """The root config: one YAML describes data, views, model, training stages and evaluation."""
 
-    experiment: str = "default"
-    seed: int = 0
+    experiment: str = Field(
+        "default",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$",
+        description="run folder name under output_dir (one folder: letters, digits, . _ + -)",
+    )
+    seed: int = Field(0, ge=0, lt=2**32, description="seed of every RNG (numpy takes < 2**32)")
     output_dir: Path = Path("runs")
     data: DataConfig = Field(default_factory=DataConfig)
     image: ImageConfig = Field(default_factory=ImageConfig)
@@ -68,6 +132,43 @@ class PanoConfig(StrictModel):
                 f"'{model.overlap_features}' (set it to 'encoder' or use a grid resampler)",
             )
         return self
+
+    @model_validator(mode="after")
+    def _panorope_needs_pole_free_tiles(self) -> PanoConfig:
+        if isinstance(self.model, PanoAdaptConfig) and self.model.panorope:
+            problem = _panorope_views_problem(self.views)
+            if problem:
+                raise ValueError(f"model.panorope: {problem}; or set model.panorope: false")
+        return self
+
+    @model_validator(mode="after")
+    def _precision_fits_family(self) -> PanoConfig:
+        """fp16 on a bf16-only PanoAdapt family is refused here, before any model loads."""
+        if isinstance(self.model, PanoAdaptConfig):
+            self.model.check_dtype(self.train.precision)
+        return self
+
+
+def _panorope_views_problem(views: ViewsConfig) -> str | None:
+    """Why PanoRoPE cannot give these views monotone positions (None: it can).
+
+    Same rule as ``panollava.positional.check_panorope_layout`` on the built layout: a gnomonic
+    tile reaching a pole (``|pitch| + vfov/2 >= 90``) sees every longitude at once.
+    """
+    if views.strategy == "native":
+        return "needs tiles, but views.strategy 'native' feeds the ERP as one image"
+    if views.strategy == "cubemap" and views.cube_faces == 6:
+        return "the U and D cube faces contain the poles (no monotone width); use cube_faces: 4"
+    if views.strategy in ("e2p", "pinhole", "anyres_e2p"):
+        vfov = views.vfov_deg or views.fov_deg
+        for pitch in views.pitch_deg:
+            if abs(pitch) + vfov / 2 >= 90.0:
+                return (
+                    f"a ring at pitch {pitch:g}° with vfov {vfov:g}° reaches the pole "
+                    f"(|pitch| + vfov/2 = {abs(pitch) + vfov / 2:g}° >= 90°), where every "
+                    "longitude meets; use |pitch| + vfov/2 < 90"
+                )
+    return None
 
 
 # --------------------------------------------------------------------------- loading and errors
@@ -144,7 +245,7 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     key, raw = item.split("=", 1)
     if not key.strip():
         raise ConfigError(f"override '{item}' has an empty key")
-    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
+    return key.strip().split("."), _load_yaml(raw, f"override {item!r}") if raw.strip() else ""
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
@@ -237,7 +338,7 @@ def load_config(
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            loaded = _load_yaml(path.read_text(encoding="utf-8"), str(path))
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML: {exc}") from None
         if loaded is not None and not isinstance(loaded, dict):

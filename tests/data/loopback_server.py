@@ -11,6 +11,7 @@ Routes (``<name>`` is any file name; bodies depend only on the name):
 * ``/html/<name>``             200 with an HTML body (not an image)
 * ``/big/<name>``              announces 50 MB
 * ``/drip/<name>``             the JPEG in small pieces, ``drip_s`` apart (for kill tests)
+* ``/trickle/<name>``          the JPEG one byte at a time, ``trickle_s`` apart (deadline tests)
 
 Every request is counted per path; the server refuses (503) beyond ``max_requests`` so a
 runaway client cannot hammer it.
@@ -55,8 +56,16 @@ class _QuietServer(ThreadingHTTPServer):
 class LoopbackServer:
     """Start with ``with LoopbackServer() as srv: srv.url("/img/a.jpg")``."""
 
-    def __init__(self, *, slow_s: float = 2.0, drip_s: float = 0.0, max_requests: int = 400):
+    def __init__(
+        self,
+        *,
+        slow_s: float = 2.0,
+        drip_s: float = 0.0,
+        trickle_s: float = 0.2,
+        max_requests: int = 400,
+    ):
         self.slow_s, self.drip_s, self.max_requests = slow_s, drip_s, max_requests
+        self.trickle_s = trickle_s
         self.counts: Counter[str] = Counter()
         self.lock = threading.Lock()
         self.httpd = _QuietServer(("127.0.0.1", 0), self._handler())
@@ -119,7 +128,7 @@ class LoopbackServer:
                     return self._send(200, make_jpeg(name))
                 if kind == "html":
                     return self._send(200, b"<html><body>photo removed</body></html>", "text/html")
-                if kind in ("truncated", "big", "drip"):
+                if kind in ("truncated", "big", "drip", "trickle"):
                     return self._partial(kind, name)
                 return self._send(404, b"unknown route", "text/plain")
 
@@ -132,6 +141,11 @@ class LoopbackServer:
                 self.end_headers()
                 if kind == "truncated":
                     self.wfile.write(body[: len(body) // 2])
+                elif kind == "trickle":
+                    for i in range(len(body)):
+                        self.wfile.write(body[i : i + 1])
+                        self.wfile.flush()
+                        time.sleep(server.trickle_s)
                 elif kind == "drip":
                     step = max(1, len(body) // 20)
                     for i in range(0, len(body), step):

@@ -173,7 +173,7 @@ def test_torch_decoder_applies_exif_orientation_like_pillow(tmp_path, orientatio
 def test_torch_decoder_matches_draft_decoding_on_real_panoramas(sample_images):
     from panollava.data.images import decode_jpeg_torch
 
-    for path in sample_images[1:4]:
+    for path in sample_images[2:5]:  # sRGB-tagged (img_02, Adobe RGB, decodes on CPU only)
         cpu = load_erp(path, min_width=805)
         got = decode_jpeg_torch(path, min_width=805, device="cpu")
         assert got.shape == cpu.shape
@@ -202,5 +202,58 @@ def test_cuda_decode_matches_cpu_torch_decode(sample_images):
     for path in sample_images:
         gpu = load_erp(path, min_width=805, device="cuda")
         assert gpu.is_cuda
+        if path.name == "img_02.jpg":  # Adobe RGB: colour-managed on CPU, then moved
+            assert torch.equal(gpu.cpu(), load_erp(path, min_width=805))
+            continue
         cpu = decode_jpeg_torch(path, min_width=805, device="cpu")
         assert (gpu.cpu() - cpu).abs().mean() * 255 < 1.0  # nvJPEG vs libjpeg IDCT rounding
+
+
+# --- colour management: embedded ICC profiles -> sRGB ----------------------------------------
+
+
+def _saturation(x: torch.Tensor) -> float:
+    """Mean HSV saturation of ``(3, H, W)`` in [0, 1]."""
+    top, low = x.max(0).values, x.min(0).values
+    return float(((top - low) / top.clamp_min(1e-6)).mean())
+
+
+def _managed_reference(path, size) -> torch.Tensor:
+    """Pillow's own decode at ``size`` (DCT scaling), converted to sRGB with LittleCMS."""
+    import io
+
+    from PIL import ImageCms
+
+    img = Image.open(path)
+    img.draft("RGB", size)
+    icc = img.info["icc_profile"]
+    srgb = ImageCms.profileToProfile(
+        img, io.BytesIO(icc), ImageCms.createProfile("sRGB"), outputMode="RGB"
+    )
+    return torch.from_numpy(np.asarray(srgb).copy()).permute(2, 0, 1).float() / 255
+
+
+def test_embedded_icc_profile_is_converted_to_srgb(sample_images):
+    path = sample_images[1]  # img_02.jpg: Adobe RGB (1998), 4096x2048
+    ref = _managed_reference(path, (1024, 512))
+    ours = load_erp(path, min_width=1024)  # the same 1/4 DCT scale
+    raw = Image.open(path)
+    raw.draft("RGB", (1024, 512))
+    unmanaged = torch.from_numpy(np.asarray(raw.convert("RGB")).copy()).permute(2, 0, 1) / 255
+    assert (unmanaged - ref).abs().mean() * 255 > 2.0  # the profile matters on this image
+    assert (ours - ref).abs().mean() * 255 < 0.5
+    assert abs(_saturation(ours) - _saturation(ref)) < 0.005  # 0.185 unmanaged vs ~0.25
+    assert torch.equal(load_erp_uint8(path, min_width=1024), (ours * 255).round().byte())
+
+
+def test_srgb_profiles_leave_pixels_alone(sample_images):
+    path = sample_images[2]  # img_03.jpg: tagged sRGB IEC61966-2.1
+    raw = torch.from_numpy(np.asarray(Image.open(path).convert("RGB")).copy()).permute(2, 0, 1)
+    assert torch.equal(load_erp_uint8(path), raw)
+
+
+def test_torch_decoder_routes_icc_tagged_jpegs_to_the_cpu(sample_images):
+    from panollava.data.images import NotTorchDecodable, decode_jpeg_torch
+
+    with pytest.raises(NotTorchDecodable, match=r"Adobe RGB.*colour-managed on CPU"):
+        decode_jpeg_torch(sample_images[1], device="cpu")

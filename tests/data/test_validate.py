@@ -83,10 +83,11 @@ def test_allowed_kinds_become_warnings(bad_table):
         validate_rows([], allow=["typo"])
 
 
-def test_header_mode_does_not_decode(bad_table):
+def test_header_mode_does_not_decode_but_sees_a_missing_jpeg_end_marker(bad_table):
     report = validate_rows(read_split([bad_table]), images="header")
-    rows = {i.row for i in report.issues if i.kind == "unreadable_image"}
-    assert rows == {3}  # the truncated JPEG has a valid header
+    rows = {i.row: i.detail for i in report.issues if i.kind == "unreadable_image"}
+    assert set(rows) == {3, 4}  # the truncated JPEG has a valid header but no end marker
+    assert "no end-of-image marker" in rows[4]
 
 
 def test_cli_check_reports_each_row_and_fails(bad_table, tmp_path):

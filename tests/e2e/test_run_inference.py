@@ -318,3 +318,18 @@ def test_zero_shot_eval_of_an_untrained_recipe(panoadapt_run, tmp_path, caplog):
     assert len(_rows(out / "predictions.csv")) == len(
         {(r.url, r.query) for r in split_rows(cfg, "test")}
     )
+
+
+@pytest.mark.e2e
+def test_panollava_export_answers_like_its_run(panollava_run, tmp_path):
+    """``infer --model EXPORT_DIR`` on a PanoLLaVA export: the same answer as ``infer --run``."""
+    row = split_rows(load_config(panollava_run / "config.yaml"), "test")[0]
+    out = tmp_path / "export"
+    res = CliRunner().invoke(app, ["export", "--run", str(panollava_run), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    ask = ["--image", str(row.image), "--query", row.query, "--max-new-tokens", "8"]
+    from_run = _infer(["--run", str(panollava_run), *ask])
+    from_export = _infer(["--model", str(out), *ask])
+    assert from_run.exit_code == 0, from_run.output
+    assert from_export.exit_code == 0, from_export.output
+    assert from_export.stdout.splitlines()[0] == from_run.stdout.splitlines()[0]

@@ -1,6 +1,5 @@
 """Sampling against py360convert (the oracle) on the real shared panoramas."""
 
-import math
 import random
 
 import numpy as np
@@ -8,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from panollava.geometry import ViewGeometry, pad_erp, required_erp_width, sample_views
+from panollava.geometry import ViewGeometry, pad_erp, sample_views
 
 py360convert = pytest.importorskip("py360convert")
 
@@ -24,8 +23,9 @@ def real_erps(sample_images):
 
 
 def _ours(img: np.ndarray, geom: ViewGeometry, hw, mode="bilinear") -> np.ndarray:
+    """Point sampling (no prefilter), as the oracle does: compares geometry only."""
     erp = torch.from_numpy(img).permute(2, 0, 1)[None].float()
-    out = sample_views(erp, [geom], hw, mode)[0, 0]
+    out = sample_views(erp, [geom], hw, mode, antialias=False)[0, 0]
     return out.permute(1, 2, 0).round().clamp(0, 255).numpy()
 
 
@@ -85,7 +85,7 @@ def test_seam_is_continuous():
     erp[..., :, -1] = 2.0
     out = sample_views(erp, [ViewGeometry("equirect", 180.0, 0.0, 4 * 360.0 / w, 180.0)], (h, 4))
     row = out[0, 0, 0, h // 2]
-    assert row.tolist() == pytest.approx([0.0, 2.0, 1.0, 0.0], abs=1e-5)
+    assert row.tolist() == pytest.approx([0.0, 2.0, 1.0, 0.0], abs=1e-4)  # float32 grid
 
 
 def test_pole_padding_continues_over_the_pole():
@@ -112,13 +112,6 @@ def test_batched_views_and_cache_are_consistent():
         alone = sample_views(erp, [g], (16, 16))
         assert torch.allclose(together[:, k], alone[:, 0])
     assert together.shape == (2, 3, 3, 16, 16)
-
-
-def test_required_erp_width():
-    g = ViewGeometry("gnomonic", 0.0, 0.0, 90.0, 90.0)
-    # 256-px 90° tile: focal 128 px/rad at the centre -> 2*pi*128 ~ 804 px around the ring.
-    assert required_erp_width([g], (256, 256)) == math.ceil(2 * math.pi * 128)
-    assert required_erp_width([ViewGeometry("equirect", 0, 0, 360, 180)], (256, 256)) == 512
 
 
 @pytest.mark.gpu

@@ -1,30 +1,33 @@
-"""Export round trip: LoRA merged, HF folder reloads with plain transformers, same outputs."""
+"""Export round trip: LoRA merged, HF folder reloads with plain transformers, same outputs; the
+unmerged adapters load with plain PEFT onto the untouched base."""
 
+import copy
 import json
 
 import pytest
 import torch
 import transformers
+from peft import PeftModel
 
 from panollava.data.sample import PanoSample
 from panollava.models.adapters.collate import AdapterCollate
 from panollava.models.adapters.families import get_family
 from panollava.models.adapters.tiny import build_tiny
-from panollava.models.export import export_hf
+from panollava.models.export import ADAPTER_DIR, export_hf
 from panollava.models.lora import apply_lora
 from panollava.models.schema import LoraSettings
 from panollava.views import make_layout
 from panollava.views.schema import ViewsConfig
 
 
-@pytest.mark.parametrize("family", ["qwen2_5_vl", "internvl"])
-def test_export_round_trip_same_outputs(tmp_path, family):
+def _tuned_tiny(family: str):
+    """A tiny ``family`` model with non-trivial LoRA adapters, a copy of its base, and inputs."""
     model, processor = build_tiny(family, corpus=["a red disc"])
     facts = get_family(family)
+    pristine = copy.deepcopy(model).eval()
     peft_model = apply_lora(
         model, LoraSettings(r=4, alpha=8, targets=["language", "vision"]), facts.lora_groups
-    )
-    peft_model.eval()
+    ).eval()
     with torch.no_grad():  # make the adapters non-trivial (B starts at zero)
         for name, p in peft_model.named_parameters():
             if "lora_B" in name:
@@ -40,6 +43,13 @@ def test_export_round_trip_same_outputs(tmp_path, family):
     )
     batch = collate([PanoSample(torch.rand(9, 3, 56, 56), "colors")])
     inputs = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
+    return peft_model, pristine, processor, views, inputs
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "internvl"])
+def test_export_round_trip_same_outputs(tmp_path, family):
+    peft_model, _, processor, views, inputs = _tuned_tiny(family)
+    facts = get_family(family)
     with torch.no_grad():
         before = peft_model(**inputs).logits
     out = export_hf(peft_model, processor, tmp_path / "export", views=views, panorope=True)
@@ -54,3 +64,16 @@ def test_export_round_trip_same_outputs(tmp_path, family):
     assert meta["panorope"] is True and len(meta["layout"]["views"]) == 9
     proc = transformers.AutoProcessor.from_pretrained(out)
     assert type(proc).__name__ == facts.processor_class
+
+
+def test_adapter_folder_loads_with_plain_peft(tmp_path):
+    peft_model, pristine, processor, views, inputs = _tuned_tiny("qwen2_5_vl")
+    with torch.no_grad():
+        expected = peft_model(**inputs).logits
+    out = export_hf(peft_model, processor, tmp_path / "export", views=views)
+    adapter = out / ADAPTER_DIR
+    assert json.loads((adapter / "adapter_config.json").read_text())["r"] == 4
+    assert list(adapter.glob("*.safetensors"))
+    loaded = PeftModel.from_pretrained(pristine, adapter).eval()
+    with torch.no_grad():
+        assert torch.allclose(loaded(**inputs).logits, expected, atol=1e-5)

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from pydantic import ValidationError
 
 from panollava.views import build_viewset, make_layout, required_erp_width
 from panollava.views.schema import ViewsConfig
@@ -76,6 +77,12 @@ def test_global_view_modes():
     assert torch.allclose(letterbox[:, 8:24], torch.full_like(letterbox[:, 8:24], 0.8))
 
 
+def test_unimplemented_global_mode_fold_is_refused():
+    """``fold`` used to be accepted and rendered a letterbox; it is not a mode any more."""
+    with pytest.raises(ValidationError, match=r"stretch.*letterbox"):
+        ViewsConfig(global_mode="fold")
+
+
 def test_sliding_window_is_a_pixel_crop_that_wraps():
     h, w = 32, 64
     erp = torch.arange(w, dtype=torch.float32).expand(3, h, w) / w
@@ -88,5 +95,6 @@ def test_sliding_window_is_a_pixel_crop_that_wraps():
 
 
 def test_required_erp_width_for_default_views():
-    assert required_erp_width(ViewsConfig()) == 805  # 256-px 90° tiles
+    # 256-px 90° tiles: the tile edges need 1 / cos^2(45°) = 2x the centre's 2 pi f = 805 px.
+    assert 2 * 805 * 0.99 <= required_erp_width(ViewsConfig()) <= 2 * 805 * 1.1
     assert required_erp_width(ViewsConfig(strategy="native")) is None

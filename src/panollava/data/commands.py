@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from panollava.cli_support import console, fail
+from panollava.cli_support import console, escape, fail, styled
 
 __all__ = ["register"]
 
@@ -26,13 +26,15 @@ def _issue_table(report, limit: int) -> Table:
     table.add_column("detail", overflow="fold")
     for i in report.issues[:limit]:
         color = "red" if i.severity == "error" else "yellow"
-        table.add_row(i.where, i.kind, f"[{color}]{i.severity}[/]", i.detail)
+        table.add_row(escape(i.where), i.kind, f"[{color}]{i.severity}[/]", escape(i.detail))
     return table
 
 
 def _summary_table(report, files: list[Path]) -> Table:
     table = Table(
-        title=f"{', '.join(f.name for f in files)}: {report.rows} rows, {report.images} images"
+        title=escape(
+            f"{', '.join(f.name for f in files)}: {report.rows} rows, {report.images} images"
+        )
     )
     table.add_column("check", no_wrap=True)
     table.add_column("errors", justify="right")
@@ -82,7 +84,7 @@ def check(
     out_console.print(_summary_table(report, files))
     if report_path is not None:
         report.write_tsv(report_path)
-        out_console.print(f"all issues written to {report_path}")
+        out_console.print(f"all issues written to {escape(str(report_path))}")
     if not report.ok:
         bad = len(report.bad_rows())
         console.print(f"[bold red]{len(report.errors)} error(s)[/] on {bad} of {report.rows} rows")
@@ -99,6 +101,9 @@ def download(
     backoff: Annotated[float, typer.Option(help="First retry delay, seconds (doubles).")] = 0.5,
     timeout: Annotated[float, typer.Option(help="Socket timeout, seconds.")] = 30.0,
     max_mb: Annotated[float, typer.Option(help="Refuse images larger than this (MiB).")] = 200.0,
+    deadline: Annotated[
+        float, typer.Option(help="Most seconds one download attempt may take (wall clock).")
+    ] = 600.0,
 ) -> None:
     """Download the images of FILE into OUT/images, write OUT/<stem>.tsv pointing at them,
     OUT/<stem>.failed.tsv (dead links) and OUT/<stem>.manifest.tsv. Resumable."""
@@ -107,30 +112,35 @@ def download(
     from panollava.data.download import DownloadOptions, download_table
     from panollava.data.quic360 import DataError
 
-    opts = DownloadOptions(
-        workers=workers,
-        retries=retries,
-        backoff_s=backoff,
-        timeout_s=timeout,
-        max_bytes=int(max_mb * 1024 * 1024),
-    )
+    try:
+        opts = DownloadOptions(
+            workers=workers,
+            retries=retries,
+            backoff_s=backoff,
+            timeout_s=timeout,
+            deadline_s=deadline,
+            max_bytes=int(max_mb * 1024 * 1024),
+        )
+    except ValueError as exc:
+        fail(str(exc))
     try:
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("downloading", total=None)
             report = download_table(file, out, opts=opts, progress=lambda e: bar.advance(task))
     except DataError as exc:
         fail(str(exc))
-    table = Table(title=f"{file.name} -> {out}")
+    table = Table(title=escape(f"{file.name} -> {out}"))
     table.add_column("status")
     table.add_column("urls", justify="right")
     for status in ("downloaded", "cached", "failed"):
         table.add_row(status, str(report.count(status)))
     out_console.print(table)
     for e in [e for e in report.entries if e.status == "failed"][:20]:
-        out_console.print(f"[yellow]dead[/] {e.url}: {e.error}", highlight=False)
+        out_console.print(styled("dead", "yellow", f"{e.url}: {e.error}"), highlight=False)
     out_console.print(
         f"{report.rows_kept} rows -> {report.table}; {report.rows_failed} rows of failed "
-        f"downloads -> {report.failed_table}; manifest {report.manifest}"
+        f"downloads -> {report.failed_table}; manifest {report.manifest}",
+        markup=False,
     )
 
 
@@ -152,11 +162,11 @@ def synth(
         result = synthesize(out, n=n, seed=seed, width=width, tokenizer=tokenizer)
     except ValueError as exc:
         fail(str(exc))
-    table = Table(title=f"synthetic panoramas in {out} ({result.seconds:.1f} s)")
+    table = Table(title=escape(f"synthetic panoramas in {out} ({result.seconds:.1f} s)"))
     for col in ("split", "images", "rows", "table"):
         table.add_column(col)
     for split, path in result.tables.items():
-        table.add_row(split, str(result.images[split]), str(result.rows[split]), str(path))
+        table.add_row(split, str(result.images[split]), str(result.rows[split]), escape(str(path)))
     out_console.print(table)
 
 

@@ -5,7 +5,10 @@ Two modes:
 * ``train`` — one item per caption row (``answer`` = that caption), optional augmentation;
 * ``eval`` — one item per (image, query) pair with all its references (grouped protocol).
 
-Tables are read eagerly but images lazily: nothing is opened until ``__getitem__``. With
+Tables are read eagerly but images lazily: nothing is opened until ``__getitem__``. An image that
+fails only when it is loaded (``data.check_images: header`` lets some corrupt data through) is an
+error, or with ``data.skip_invalid`` (train mode) skipped: the next readable row takes its place
+and every skip is logged with a running count. With
 augmentation on, the epoch must be known: call :meth:`PanoramaDataset.set_epoch` when an epoch
 starts (DataLoader workers get a fresh copy of the dataset per epoch), or index with
 ``(epoch, index)`` tuples.
@@ -13,6 +16,7 @@ starts (DataLoader workers get a fresh copy of the dataset per epoch), or index 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, Protocol
@@ -48,6 +52,8 @@ class DataSettings(Protocol):
     views: ViewsConfig
 
 
+log = logging.getLogger(__name__)
+
 DatasetMode = Literal["train", "eval"]
 SPLITS = ("train", "valid", "test")
 
@@ -64,6 +70,7 @@ class PanoramaDataset(Dataset):
         image: ImageConfig | None = None,
         augment: AugmentConfig | None = None,
         seed: int = 0,
+        skip_invalid: bool = False,
     ) -> None:
         if mode not in ("train", "eval"):
             raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
@@ -74,6 +81,8 @@ class PanoramaDataset(Dataset):
         self.image_cfg = image or ImageConfig()
         self.augment = augment if augment is not None and augment.enabled else None
         self.seed = seed
+        self.skip_invalid = skip_invalid
+        self.skipped: set[int] = set()  # rows skipped at load time (in this process)
         self.epoch = 0
         self.min_width = required_erp_width(views)
         self.groups: list[PairGroup] = group_pairs(rows)
@@ -118,10 +127,27 @@ class PanoramaDataset(Dataset):
         epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
-        row, answer, refs = self._item(index)
-        gen = sample_generator(self.seed, epoch, index) if self.augment is not None else None
-        views, params = self.load_views(row, gen)
-        return PanoSample(views, row.query, answer, refs, row.url, row.image, index, augment=params)
+        for k in range(len(self)):
+            at = (index + k) % len(self)
+            row, answer, refs = self._item(at)
+            gen = sample_generator(self.seed, epoch, at) if self.augment is not None else None
+            try:
+                views, params = self.load_views(row, gen)
+            except (ImageLoadError, DataError) as exc:
+                if not (self.skip_invalid and self.mode == "train"):
+                    raise
+                self.skipped.add(at)
+                log.warning(
+                    "data.skip_invalid: skipped %s at load time (%d row(s) skipped so far): %s",
+                    row.where,
+                    len(self.skipped),
+                    exc,
+                )
+                continue
+            return PanoSample(
+                views, row.query, answer, refs, row.url, row.image, at, augment=params
+            )
+        raise DataError(f"no row of {len(self)} has a readable image (data.skip_invalid)")
 
 
 def split_rows(cfg: DataSettings, split: str) -> list[Annotation]:
@@ -158,6 +184,7 @@ def build_dataset(
         run_dir=run_dir,
         allow=allow,
         aspect_tolerance=cfg.image.aspect_tolerance,
+        image_cfg=cfg.image,
     )
     return PanoramaDataset(
         rows,
@@ -166,4 +193,5 @@ def build_dataset(
         image=cfg.image,
         augment=cfg.data.augment if mode == "train" else None,
         seed=cfg.seed,
+        skip_invalid=cfg.data.skip_invalid,
     )

@@ -15,6 +15,11 @@ renamed only when complete and decodable, so a killed run leaves no half file un
 name; a rerun skips complete files (after checking they decode) and removes parts left by dead
 processes. 404-like statuses, oversize and non-image bodies fail at once; 5xx/429, timeouts,
 connection errors and truncated bodies are retried with exponential backoff.
+
+Bounds: ``timeout_s`` limits every socket wait and ``deadline_s`` a whole attempt, wall clock,
+checked after every read however few bytes arrive (a 1 byte/s server is cut off at the
+deadline). Only ``http``/``https`` URLs are fetched; other schemes are refused when the table is
+read.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from panollava.data.quic360 import (
 )
 from panollava.data.schema import ColumnsConfig
 from panollava.data.validate import check_image
+from panollava.fileutil import sha256_file
 
 __all__ = [
     "DownloadOptions",
@@ -62,7 +68,8 @@ _CHUNK = 1 << 16
 
 @dataclass(frozen=True)
 class DownloadOptions:
-    """Network behaviour. ``timeout_s`` bounds each socket wait, ``deadline_s`` a whole attempt."""
+    """Network behaviour. ``timeout_s`` bounds each socket wait, ``deadline_s`` a whole attempt
+    (wall clock). Values that would make every download fail are refused (``ValueError``)."""
 
     workers: int = 8
     retries: int = 3
@@ -72,6 +79,21 @@ class DownloadOptions:
     deadline_s: float = 600.0
     max_bytes: int = 200 * 1024 * 1024
     user_agent: str = "panollava-downloader/0.1 (+https://github.com/wooseungw/panollava)"
+
+    def __post_init__(self) -> None:
+        positive = {
+            "timeout (seconds)": self.timeout_s,
+            "deadline (seconds)": self.deadline_s,
+            "max size (bytes)": self.max_bytes,
+            "workers": self.workers,
+        }
+        bad = [f"{k} = {v}" for k, v in positive.items() if not v > 0]
+        if self.retries < 0 or self.backoff_s < 0:
+            bad.append(f"retries = {self.retries}, backoff = {self.backoff_s} (need >= 0)")
+        if bad:
+            raise ValueError(
+                f"download options must be positive: {'; '.join(bad)} (0 would fail every URL)"
+            )
 
 
 @dataclass(frozen=True)
@@ -110,14 +132,6 @@ class _Permanent(Exception):
     """Retrying cannot help (missing, forbidden, too large, not an image)."""
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -143,6 +157,24 @@ def remove_stale_parts(folder: Path) -> list[Path]:
     return removed
 
 
+def _read_some(resp, opts: DownloadOptions, start: float) -> bytes:
+    """Whatever bytes arrive next (at most one chunk), never waiting past the deadline: the
+    socket's timeout shrinks to the time left, and ``read1`` returns as soon as any data
+    comes (a plain ``read`` waits for the whole chunk, byte by byte)."""
+    left = opts.deadline_s - (time.monotonic() - start)
+    if left <= 0:
+        raise _Transient(f"slower than the {opts.deadline_s:g} s deadline")
+    sock = getattr(getattr(resp.fp, "raw", None), "_sock", None)  # urllib's socket, if exposed
+    if sock is not None:
+        sock.settimeout(min(opts.timeout_s, left))
+    try:
+        return resp.read1(_CHUNK)
+    except TimeoutError:
+        if time.monotonic() - start >= opts.deadline_s:
+            raise _Transient(f"slower than the {opts.deadline_s:g} s deadline") from None
+        raise
+
+
 def _stream(url: str, part: Path, opts: DownloadOptions) -> tuple[int, str]:
     """Fetch ``url`` into ``part``; returns (bytes, sha256). Raises _Transient/_Permanent."""
     request = urllib.request.Request(url, headers={"User-Agent": opts.user_agent})
@@ -155,12 +187,10 @@ def _stream(url: str, part: Path, opts: DownloadOptions) -> tuple[int, str]:
                 raise _Permanent(f"{expected:,} bytes exceeds the {opts.max_bytes:,}-byte limit")
             digest, size = hashlib.sha256(), 0
             with part.open("wb") as fh:
-                while chunk := resp.read(_CHUNK):
+                while chunk := _read_some(resp, opts, start):
                     size += len(chunk)
                     if size > opts.max_bytes:
                         raise _Permanent(f"body exceeds the {opts.max_bytes:,}-byte limit")
-                    if time.monotonic() - start > opts.deadline_s:
-                        raise _Transient(f"slower than the {opts.deadline_s:.0f} s deadline")
                     digest.update(chunk)
                     fh.write(chunk)
                 fh.flush()
@@ -200,7 +230,7 @@ def download_url(url: str, dest: Path, opts: DownloadOptions | None = None) -> M
     if dest.is_file():
         problem = check_image(dest, url, mode="decode")
         if problem is None or problem[0] == "aspect":  # complete (aspect is data check's job)
-            return ManifestEntry(url, name, dest.stat().st_size, _sha256(dest), "cached")
+            return ManifestEntry(url, name, dest.stat().st_size, sha256_file(dest), "cached")
         log.warning("%s exists but does not decode: downloading it again", dest)
         dest.unlink()
     error = ""

@@ -3,6 +3,8 @@
 * JPEG / PNG / WebP (anything Pillow reads); EXIF orientation applied;
 * grayscale, RGBA/LA (composited on black), palette, CMYK and 16-bit inputs become 8-bit-accurate
   RGB — 16-bit data is scaled by 1/65535, never clipped;
+* embedded ICC profiles are honoured: pixels are converted to sRGB with LittleCMS (Pillow
+  ``ImageCms``, perceptual intent); profiles that describe sRGB itself are left as they are;
 * JPEGs are decoded at reduced scale (DCT scaling, ``Image.draft``) when the views need fewer
   pixels than the file has — never below ``min_width``;
 * decompression bombs (> ``max_pixels``) and tiny images are refused;
@@ -14,13 +16,16 @@ Every failure raises :class:`ImageLoadError` naming the file and what to do.
 
 from __future__ import annotations
 
+import io
 import logging
+import threading
 import warnings
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from panollava.data.schema import ImageConfig
@@ -32,6 +37,7 @@ __all__ = [
     "decode_jpeg_torch",
     "load_erp",
     "load_erp_uint8",
+    "open_image",
 ]
 
 log = logging.getLogger(__name__)
@@ -47,36 +53,46 @@ class NotTorchDecodable(ImageLoadError):
     """A readable image that :func:`decode_jpeg_torch` does not take (not an 8-bit 2:1 JPEG)."""
 
 
-def _open(path: Path, cfg: ImageConfig) -> Image.Image:
+_PILLOW_GUARD = threading.Lock()  # Image.MAX_IMAGE_PIXELS is Pillow-global: set it under a lock
+
+
+def open_image(path: Path, cfg: ImageConfig) -> Image.Image:
+    """Open ``path`` (header only) and apply the loaders' checks: ``image.max_pixels`` (in place
+    of Pillow's own 89.5 MP guard, which is lifted for this call only) and ``image.min_size``.
+    ``data check`` uses this same function, so it refuses exactly what the loaders refuse."""
     if not path.is_file():
         raise ImageLoadError(f"{path}: file not found (check the path or the image root)")
+    too_big = (
+        f"exceeds image.max_pixels={cfg.max_pixels:,} (a decompression-bomb guard); raise it "
+        "if the file is trusted"
+    )
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
-    except (
-        UnidentifiedImageError,
-        Image.DecompressionBombWarning,
-        Image.DecompressionBombError,
-    ) as exc:
-        if isinstance(exc, UnidentifiedImageError):
-            raise ImageLoadError(f"{path}: not an image Pillow can read ({exc})") from None
-        raise ImageLoadError(f"{path}: refused as a decompression bomb ({exc})") from None
+        with _PILLOW_GUARD, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below
+            default, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, cfg.max_pixels
+            try:
+                img = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = default
+    except UnidentifiedImageError as exc:
+        raise ImageLoadError(f"{path}: not an image Pillow can read ({exc})") from None
+    except Image.DecompressionBombError:  # over twice max_pixels
+        raise ImageLoadError(f"{path}: more than twice the pixels that {too_big}") from None
     except OSError as exc:  # a header cut short
         raise ImageLoadError(
             f"{path}: corrupt or truncated image ({exc}); re-download it"
         ) from None
     w, h = img.size
     if w * h > cfg.max_pixels:
-        raise ImageLoadError(
-            f"{path}: {w}x{h} = {w * h:,} pixels exceeds image.max_pixels={cfg.max_pixels:,} "
-            "(a decompression-bomb guard); raise it if the file is trusted"
-        )
+        raise ImageLoadError(f"{path}: {w}x{h} = {w * h:,} pixels {too_big}")
     if min(w, h) < cfg.min_size:
         raise ImageLoadError(
             f"{path}: {w}x{h} is smaller than image.min_size={cfg.min_size} px: not a panorama"
         )
     return img
+
+
+_open = open_image
 
 
 def _draft(img: Image.Image, min_width: int | None, path: Path) -> None:
@@ -90,12 +106,57 @@ def _draft(img: Image.Image, min_width: int | None, path: Path) -> None:
         log.debug("%s: JPEG decoded at 1/%d scale (%dx%d)", path, scale, *img.size)
 
 
+_CMS_MODES = ("RGB", "RGBA", "L", "CMYK")  # what LittleCMS converts here
+
+
+def _profile_name(icc: bytes) -> str:
+    try:
+        return ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc))).strip()
+    except (OSError, ImageCms.PyCMSError):
+        return ""
+
+
+def _is_srgb(icc: bytes) -> bool:
+    """A profile that describes sRGB itself (converting would only cost time)."""
+    return _profile_name(icc).startswith("sRGB")
+
+
+@lru_cache(maxsize=16)
+def _to_srgb_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform:
+    src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    out_mode = "RGBA" if mode == "RGBA" else "RGB"
+    return ImageCms.buildTransform(src, ImageCms.createProfile("sRGB"), mode, out_mode)
+
+
+def _colour_manage(img: Image.Image, path: Path) -> Image.Image:
+    """Convert an image with an embedded ICC profile to sRGB (no profile or sRGB: unchanged)."""
+    icc = img.info.get("icc_profile")
+    if not icc or _is_srgb(icc):
+        return img
+    if img.mode not in _CMS_MODES:
+        raise ImageLoadError(
+            f"{path}: embedded ICC profile {_profile_name(icc)!r} on a {img.mode} image cannot "
+            "be converted to sRGB here; convert the file to 8-bit sRGB first"
+        )
+    try:
+        return ImageCms.applyTransform(img, _to_srgb_transform(icc, img.mode))
+    except (OSError, ImageCms.PyCMSError) as exc:
+        raise ImageLoadError(
+            f"{path}: its embedded ICC profile is unreadable ({exc}); strip or repair the profile"
+        ) from None
+
+
 def _to_rgb_array(img: Image.Image) -> np.ndarray:
     """Any Pillow mode -> ``(H, W, 3)``: uint8 for 8-bit content, float32 in ``[0, 1]`` otherwise."""
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+        # Full scale of the data: 16-bit modes 65535; 32-bit "I" by its largest value's range
+        # (8-bit content in an "I" file, 16-bit, else the whole int32 range), never clipped.
+        peak = arr.max(initial=0.0)
+        top = 65535.0 if mode.startswith("I;16") or 255 < peak <= 65535 else 255.0
+        if mode == "I" and peak > 65535:
+            top = float(2**31 - 1)
         gray = (arr / top).clip(0, 1).astype(np.float32)
         return np.repeat(gray[..., None], 3, axis=-1)
     if mode == "F":
@@ -145,6 +206,7 @@ def decode_image(path: str | Path, *, cfg: ImageConfig, min_width: int | None = 
             _draft(img, min_width, path)
         if img.getexif().get(_EXIF_ORIENTATION, 1) != 1:
             img = ImageOps.exif_transpose(img)
+        img = _colour_manage(img, path)
         arr = _to_rgb_array(img)
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageLoadError(
@@ -195,6 +257,11 @@ def decode_jpeg_torch(
     w, h = img.size
     if img.format != "JPEG" or img.mode not in ("RGB", "L"):
         raise NotTorchDecodable(f"{path}: {img.format} {img.mode} is not an 8-bit RGB/gray JPEG")
+    icc = img.info.get("icc_profile")
+    if icc and not _is_srgb(icc):  # nvJPEG has no colour management
+        raise NotTorchDecodable(
+            f"{path}: embedded ICC profile {_profile_name(icc)!r} is colour-managed on CPU"
+        )
     try:
         orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
     except (OSError, SyntaxError, ValueError) as exc:

@@ -13,13 +13,28 @@ otherwise detected among the aliases of :mod:`panollava.data.schema`. Standard C
 
 Reading never drops rows: malformed rows (wrong field count) keep a ``problem`` and are reported
 by :mod:`panollava.data.validate`. Row numbers are 1-based data rows (header = row 0).
+
+:func:`read_rows` is the one table reader of every command (train, eval, data check, score,
+baseline, judge). What it accepts and refuses:
+
+* encodings: UTF-8 (with or without BOM) and UTF-16 *with* a BOM (decoded); anything else
+  (Latin-1, UTF-16 without BOM) is a :class:`DataError` naming the file and line, with the
+  ``iconv`` command that converts it;
+* sizes: a physical line over :data:`MAX_LINE_CHARS` fails as soon as that much is read (a 1 GiB
+  line costs ~1 MiB, not gigabytes); a field over Python's ``csv`` limit (128 KiB) is an error
+  naming its line;
+* quoting: a field that spans lines holding what look like further rows (an unterminated ``"``
+  swallowing the rest of the file) is an error naming the line of the stray quote;
+* a header with no data rows is an error.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -38,6 +53,7 @@ __all__ = [
     "is_url",
     "pair_key",
     "read_annotations",
+    "read_rows",
     "read_split",
     "resolve_image",
     "url_cache_name",
@@ -45,6 +61,8 @@ __all__ = [
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 _MISSING = {"", "nan", "<na>", "null"}
+MAX_LINE_CHARS = 1 << 20  # one physical line of a table (a caption is a few hundred chars)
+_SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*)://", re.IGNORECASE)
 
 
 class DataError(ValueError):
@@ -114,8 +132,15 @@ def resolve_image(
     image_root: Path | None = None,
     cache_dir: Path | None = None,
 ) -> Path | None:
-    """Local file of ``url`` (see the module docstring); ``None`` for a URL with no cache dir."""
+    """Local file of ``url`` (see the module docstring); ``None`` for a URL with no cache dir.
+    Other URL schemes (``ftp://``, ``s3://`` …) are a :class:`DataError`, never a local path."""
     url = url.strip()
+    scheme = _SCHEME.match(url)
+    if scheme and scheme.group(1).lower() not in ("http", "https", "file"):
+        raise DataError(
+            f"unsupported URL scheme {scheme.group(1)!r} in {url!r}: only http(s) URLs, "
+            "file:// URLs and local paths (download the images first)"
+        )
     if is_url(url):
         return cache_dir / url_cache_name(url) if cache_dir is not None else None
     if url.lower().startswith("file://"):
@@ -136,23 +161,106 @@ def table_delimiter(path: Path, first_line: str) -> str:
     return "\t" if "\t" in first_line else ","
 
 
-def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """(lower-cased header, [(row number, fields)]); blank lines are skipped, not counted."""
+def _utf16(path: Path, error: type[DataError]) -> bool:
+    """True for a UTF-16 file with a BOM; a NUL byte near the start without one is an error."""
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return True
+    if b"\x00" in head:
+        raise error(
+            f"{path}: NUL bytes near the start: UTF-16 without a byte-order mark? Convert it "
+            f"to UTF-8, e.g. `iconv -f utf-16le -t utf-8 {path}`"
+        )
+    return False
+
+
+def _bounded_lines(fh, path: Path, error: type[DataError]) -> Iterator[str]:
+    """The file's physical lines, each at most :data:`MAX_LINE_CHARS` (checked while reading);
+    ``fh`` is binary (UTF-8, decoded line by line, so errors name their line) or text."""
+    number = 0
+    while True:
+        line = fh.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_LINE_CHARS and line[-1:] not in ("\n", b"\n"):
+            raise error(
+                f"{path}: line {number} is longer than {MAX_LINE_CHARS:,} characters: not an "
+                "annotation table (or a broken one)"
+            )
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise error(
+                    f"{path}: line {number} is not UTF-8 ({exc.reason} at byte {exc.start}); "
+                    "tables must be UTF-8 (or UTF-16 with a BOM): convert it, e.g. "
+                    f"`iconv -f latin1 -t utf-8 {path}`"
+                ) from None
+        yield line
+
+
+def _swallowed(fields: list[str], delimiter: str, width: int) -> bool:
+    """True when a field spans lines that look like rows of their own (a stray quote)."""
+    return any(
+        "\n" in f and any(line.count(delimiter) >= width - 1 for line in f.split("\n")[1:])
+        for f in fields
+    )
+
+
+def read_rows(
+    path: str | Path, *, error: type[DataError] | None = None
+) -> tuple[list[str], list[tuple[int, int, list[str]]]]:
+    """(lower-cased header, [(row number, first line, fields)]) of a TSV/CSV table; blank lines
+    are skipped, not counted as rows. Raises ``error`` (default :class:`DataError`) for what the module docstring
+    lists; rows with a wrong field count are returned for the caller to judge."""
+    error = error or DataError
+    path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: annotation file not found")
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        first = fh.readline()
-        fh.seek(0)
-        reader = csv.reader(fh, delimiter=table_delimiter(path, first))
-        header = next(reader, None)
-        if not header:
-            raise DataError(f"{path}: the file is empty (expected a header row)")
-        rows = [fields for fields in reader if fields]
+        raise error(f"{path}: annotation file not found")
+    utf16 = _utf16(path, error)
+    with path.open(newline="", encoding="utf-16") if utf16 else path.open("rb") as fh:
+        lines = _bounded_lines(fh, path, error)
+        first = next(lines, "")
+        delimiter = table_delimiter(path, first)
+        reader = csv.reader(_chain(first, lines), delimiter=delimiter)
+        rows: list[tuple[int, int, list[str]]] = []
+        header: list[str] | None = None
+        start = 1
+        try:
+            for fields in reader:
+                if header is None:
+                    header = fields
+                elif fields:
+                    if _swallowed(fields, delimiter, len(header)):
+                        raise error(
+                            f"{path}: a field starting on line {start} runs over the following "
+                            f'lines (to line {reader.line_num}): an unterminated quote `"` on '
+                            f'line {start}; close it, or double it ("") inside a quoted field'
+                        )
+                    rows.append((len(rows) + 1, start, fields))
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            raise error(
+                f'{path}: line {start}: {exc} (a stray quote `"`, or a field '
+                "too large for a caption)"
+            ) from None
+    if not header:
+        raise error(f"{path}: the file is empty (expected a header row)")
     header = [h.strip().lower() for h in header]
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
-        raise DataError(f"{path}: duplicate header column(s) {dupes}")
-    return header, list(enumerate(rows, start=1))
+        raise error(f"{path}: duplicate header column(s) {dupes}")
+    if not rows:
+        raise error(f"{path}: no data rows below the header")
+    return header, rows
+
+
+def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
+    if first:
+        yield first
+    yield from rest
 
 
 def _column(header: list[str], chosen: str | None, aliases: Sequence[str], path: Path, what: str):
@@ -181,7 +289,7 @@ def read_annotations(
     with ``problem`` set (validation reports them)."""
     path = Path(path)
     columns = columns or ColumnsConfig()
-    header, raw = _read_rows(path)
+    header, raw = read_rows(path)
     names = (
         _column(header, columns.url, URL_ALIASES, path, "url"),
         _column(header, columns.query, QUERY_ALIASES, path, "query"),
@@ -189,18 +297,21 @@ def read_annotations(
     )
     index = [header.index(n) for n in names]
     rows = []
-    for number, fields in raw:
+    for number, line, fields in raw:
         problem = None
         if len(fields) != len(header):
-            problem = f"{len(fields)} fields but the header has {len(header)}"
+            problem = f"line {line}: {len(fields)} fields but the header has {len(header)}"
         url, query, ref = (fields[i] if i < len(fields) else "" for i in index)
-        image = (
-            None
-            if is_missing(url)
-            else resolve_image(
-                url, table_dir=path.parent, image_root=image_root, cache_dir=cache_dir
+        try:
+            image = (
+                None
+                if is_missing(url)
+                else resolve_image(
+                    url, table_dir=path.parent, image_root=image_root, cache_dir=cache_dir
+                )
             )
-        )
+        except DataError as exc:
+            raise DataError(f"{path}: row {number} (line {line}): {exc}") from None
         rows.append(
             Annotation(path, number, url.strip(), query.strip(), ref.strip(), image, problem)
         )

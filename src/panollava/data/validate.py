@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from PIL import Image, UnidentifiedImageError
-
+from panollava.data.images import ImageLoadError, open_image
 from panollava.data.quic360 import Annotation, DataError, image_key, is_missing
+from panollava.data.schema import ImageConfig
 
 __all__ = [
     "ISSUE_KINDS",
@@ -129,12 +129,17 @@ class ValidationReport:
 
 
 def check_image(
-    path: Path | None, url: str, *, mode: ImageCheck = "decode", aspect_tolerance: float = 0.02
+    path: Path | None,
+    url: str,
+    *,
+    mode: ImageCheck = "decode",
+    aspect_tolerance: float = 0.02,
+    image_cfg: ImageConfig | None = None,
 ) -> tuple[str, str] | None:
     """``(kind, detail)`` of the problem with one image, or ``None`` when it is fine.
 
-    ``header`` reads the size only; ``decode`` also decodes (JPEGs at 1/8 scale) to catch
-    truncated or corrupt files.
+    ``header`` reads the size and, for JPEGs, checks the end-of-image marker (a truncated
+    download has none); ``decode`` also decodes (JPEGs at 1/8 scale) to catch corrupt data.
     """
     if path is None:
         hint = "an http(s) URL with no local copy: set data.cache_dir (--cache) or run "
@@ -142,20 +147,33 @@ def check_image(
     if not path.is_file():
         return "missing_image", f"no file {path}"
     try:
-        with Image.open(path) as img:
+        with open_image(path, image_cfg or ImageConfig()) as img:
             w, h = img.size
             if img.getexif().get(0x0112, 1) in _SWAPPED_ORIENTATIONS:
                 w, h = h, w
+            if img.format == "JPEG" and not _jpeg_complete(path):
+                return "unreadable_image", f"truncated JPEG {path} (no end-of-image marker)"
             if mode == "decode":
                 img.draft("RGB", (max(1, img.size[0] // 8), max(1, img.size[1] // 8)))
                 img.load()
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        return "unreadable_image", f"not a readable image {path} ({exc})"
+    except ImageLoadError as exc:  # what the loaders refuse: unreadable, too large, too small
+        return "unreadable_image", str(exc)
     except (OSError, SyntaxError, ValueError) as exc:
         return "unreadable_image", f"corrupt or truncated image {path} ({exc})"
     if abs(w / h - 2.0) > 2.0 * aspect_tolerance:
         return "aspect", f"{w}x{h} is not 2:1 equirectangular ({path.name})"
     return None
+
+
+def _jpeg_complete(path: Path, tail: int = 1 << 16) -> bool:
+    """True when the JPEG's end-of-image marker (FFD9) follows its last start-of-scan (FFDA) in
+    the last ``tail`` bytes (trailing data after it is allowed). Scan data cannot hold FFD9
+    (0xFF bytes are stuffed), so a file cut short has none there."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        fh.seek(max(0, size - tail))
+        data = fh.read()
+    return data.rfind(b"\xff\xd9") > data.rfind(b"\xff\xda")
 
 
 def _cell_issues(rows: Sequence[Annotation]) -> list[tuple[Annotation, str, str]]:
@@ -184,8 +202,10 @@ def validate_rows(
     allow: Collection[str] = (),
     aspect_tolerance: float = 0.02,
     workers: int = 4,
+    image_cfg: ImageConfig | None = None,
 ) -> ValidationReport:
-    """Check every row (cells, duplicates) and every unique image once; see module docstring."""
+    """Check every row (cells, duplicates) and every unique image once; see module docstring.
+    ``image_cfg``: the loaders' size limits (``image.max_pixels``/``min_size``)."""
     unknown = sorted(set(allow) - set(ISSUE_KINDS))
     if unknown:
         raise ValueError(f"unknown issue kind(s) {unknown}; valid: {list(ISSUE_KINDS)}")
@@ -199,7 +219,9 @@ def validate_rows(
 
         def one(key: str) -> tuple[str, str] | None:
             path, url = by_image[key]
-            return check_image(path, url, mode=images, aspect_tolerance=aspect_tolerance)
+            return check_image(
+                path, url, mode=images, aspect_tolerance=aspect_tolerance, image_cfg=image_cfg
+            )
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             results = dict(zip(keys, pool.map(one, keys), strict=True))
@@ -223,10 +245,13 @@ def ensure_valid(
     run_dir: Path | None = None,
     allow: Collection[str] = (),
     aspect_tolerance: float = 0.02,
+    image_cfg: ImageConfig | None = None,
 ) -> list[Annotation]:
     """Rows safe to train on: refuses broken rows (one :class:`DataError` listing them), or with
     ``skip_invalid`` skips them and writes ``run_dir/skipped_rows.tsv``. Warnings are logged."""
-    report = validate_rows(rows, images=images, allow=allow, aspect_tolerance=aspect_tolerance)
+    report = validate_rows(
+        rows, images=images, allow=allow, aspect_tolerance=aspect_tolerance, image_cfg=image_cfg
+    )
     if report.warnings:
         kinds = Counter(i.kind for i in report.warnings)
         log.warning("data: %d warning(s) accepted: %s", len(report.warnings), dict(kinds))

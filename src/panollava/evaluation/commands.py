@@ -19,6 +19,7 @@ from panollava.cli_support import (
     DeviceOption,
     DtypeOption,
     MaxNewTokensOption,
+    ProgressEveryOption,
     console,
     fail,
     load_config_or_fail,
@@ -111,7 +112,9 @@ def score_command(
             run_name=name,
         )
         typer.echo(metrics_table(collect_runs([out])))
-    console.print(f"[green]scored {len(meta['runs'])} run(s)[/] ({meta['protocol']}) -> {out}/")
+    console.print(
+        f"[green]scored {len(meta['runs'])} run(s)[/] ({meta['protocol']}) -> {escape(str(out))}/"
+    )
 
 
 def compare_command(
@@ -149,7 +152,7 @@ def report_command(
 
     with _clear_errors():
         md, html = write_report(run_dir, images=images, examples=examples, seed=seed)
-    console.print(f"[green]report[/] {md} and {html}")
+    console.print(f"[green]report[/] {escape(str(md))} and {escape(str(html))}")
 
 
 def blind_command(
@@ -196,7 +199,9 @@ def blind_command(
     if blind:
         typer.echo("")
         typer.echo(published_table(blind))
-    console.print(f"[green]blind baseline[/] -> {out}/ (predictions.csv, central_captions.csv)")
+    console.print(
+        f"[green]blind baseline[/] -> {escape(str(out))}/ (predictions.csv, central_captions.csv)"
+    )
 
 
 def judge_command(
@@ -227,7 +232,8 @@ def judge_command(
     price_out: Annotated[float | None, typer.Option(help="USD per 1M completion tokens.")] = None,
     allow_missing: Annotated[bool, typer.Option(help="Judge only pairs with predictions.")] = False,
 ) -> None:
-    """LLM judge (SYSTEM.md §8 rubric, 20..100) over an OpenAI-compatible chat API."""
+    """LLM judge (SYSTEM.md §8 rubric, 20..100) over an OpenAI-compatible chat API; exits 1
+    when any item failed for good (the others are written; a rerun retries only those)."""
     from panollava.evaluation.judge import JudgeConfig, items_from_files, judge_items
 
     with _clear_errors():
@@ -253,9 +259,12 @@ def judge_command(
             mark = (
                 f"{rec['judge']:.0f}"
                 if rec["status"] == "ok"
-                else f"[red]failed[/] {rec['error'][:120]}"
+                else f"[red]failed[/] {escape(rec['error'][:120])}"
             )
-            console.print(f"{rec['run']} | {rec['sample_id']}: {mark}", highlight=False)
+            console.print(
+                f"{escape(str(rec['run']))} | {escape(str(rec['sample_id']))}: {mark}",
+                highlight=False,
+            )
 
         summary = judge_items(items, cfg, out, progress=progress)
     summary_path = out.with_suffix(".summary.json")
@@ -273,9 +282,11 @@ def judge_command(
         )
     failed = sum(s["failed"] for s in summary["runs"].values())
     console.print(
-        f"results {out}, summary {summary_path}"
+        f"results {escape(str(out))}, summary {escape(str(summary_path))}"
         + (f"; [red]{failed} failed[/] (rerun to retry)" if failed else "")
     )
+    if failed:  # the successes are written; the run is still not complete
+        raise typer.Exit(1)
 
 
 def _parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -340,20 +351,53 @@ def eval_command(
     ] = "transformers",
     device: DeviceOption = "auto",
     dtype: DtypeOption = "auto",
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Only the first N unique pairs (a quick look).")
+    ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Discard predictions in the folder made by a different evaluation (model "
+            "weights, generation settings, views, test table) and start again.",
+        ),
+    ] = False,
+    progress_every: ProgressEveryOption = 30.0,
 ) -> None:
-    """Generate once per (image, query) pair of SPLIT (resumable, shardable), score, report."""
-    from panollava.evaluation.run_eval import evaluate_run, merge_and_score  # deferred
+    """Generate once per (image, query) pair of SPLIT (resumable, shardable), score, report.
+
+    Predictions resume only when everything that shapes them is unchanged (fingerprint.json);
+    otherwise the command stops and says what differs."""
+    # deferred: keeps --help fast
+    from panollava.data.images import ImageLoadError
+    from panollava.data.quic360 import DataError
+    from panollava.evaluation.compare import compare_markdown
+    from panollava.evaluation.generation import FileLockedError, PredictionsFileError
+    from panollava.evaluation.provenance import ProvenanceError
+    from panollava.evaluation.run_eval import evaluate_run, merge_and_score
+    from panollava.evaluation.tables import TableError
     from panollava.evaluation.vllm_backend import VLLMUnavailableError
+    from panollava.inference.run import RunNotTrainedError
+    from panollava.models.adapters.families import PrecisionError
 
     config, overrides = split_config_args(args)
+    if config is None and not (run / "config.yaml").is_file():
+        fail(
+            f"{run} has no config.yaml: pass the YAML to evaluate with, e.g. "
+            f"`panollava eval configs/panoadapt/<recipe>.yaml --run {run}` (zero-shot)"
+        )
     cfg = load_config_or_fail(config or run / "config.yaml", overrides)
+    known = (FileNotFoundError, DataError, TableError, ImageLoadError, ProvenanceError)
+    known = (*known, FileLockedError, PredictionsFileError)
     if merge is not None:
         if shard is not None:
-            raise typer.BadParameter("use either --shard (generate) or --merge (join + score)")
-        with user_errors(FileNotFoundError, ValueError):
+            fail("use either --shard (generate) or --merge (join + score)")
+        with user_errors(*known, ValueError):
             out = merge_and_score(cfg, run, merge, split=split, n_boot=bootstrap)
     else:
-        with user_errors(VLLMUnavailableError):
+        if overwrite and shard is not None:
+            fail(f"--overwrite cannot be combined with shards: delete {run}/eval/{split} first")
+        with user_errors(*known, VLLMUnavailableError, RunNotTrainedError, PrecisionError):
             out = evaluate_run(
                 cfg,
                 run,
@@ -366,7 +410,12 @@ def eval_command(
                 backend=backend,
                 device=device,
                 dtype=dtype,
+                limit=limit,
+                overwrite=overwrite,
+                progress_every_s=progress_every,
             )
+    if (out / "metrics.json").is_file():
+        typer.echo(compare_markdown([out], n_boot=0))
     console.print(f"[green]evaluation:[/] {escape(str(out))}", highlight=False)
 
 

@@ -5,7 +5,10 @@
 * pairs are sorted by prompt length (image by image, so a panorama's views are cut once for all
   its queries) and batched by a token budget;
 * rows are appended and flushed batch by batch; a rerun skips the pairs already written, so a
-  killed evaluation resumes with no row lost or duplicated;
+  killed evaluation resumes with no row lost or duplicated; the header is written atomically
+  (temporary file + rename), so a kill or a full disk never leaves a header-less file;
+* one writer per file: :func:`exclusive` holds an ``fcntl`` lock (``<file>.lock``, naming the
+  holder) and a second evaluation of the same file stops with :class:`FileLockedError`;
 * ``shard=(k, n)`` gives process k the pairs of its share of the images (multi-GPU /
   multi-process); ``merge_shards``
   joins the shard files into one ``predictions.csv`` in a stable order.
@@ -14,14 +17,20 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import os
+import socket
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
     "PREDICTION_COLUMNS",
     "EvalItem",
+    "FileLockedError",
+    "PredictionsFileError",
+    "exclusive",
     "image_shards",
     "merge_shards",
     "plan_batches",
@@ -30,6 +39,49 @@ __all__ = [
 ]
 
 PREDICTION_COLUMNS = ("url", "query", "prediction")
+_HELD: set[Path] = set()  # files this process holds the lock of (the lock is re-entrant)
+
+
+class PredictionsFileError(ValueError):
+    """An existing predictions file cannot be resumed (it names the file and the fix)."""
+
+
+class FileLockedError(RuntimeError):
+    """Another process is writing the same predictions file (the message names it)."""
+
+
+@contextmanager
+def exclusive(path: str | Path) -> Iterator[None]:
+    """Hold the lock of ``path`` (``<path>.lock``, ``fcntl.flock``) for the block.
+
+    Raises :class:`FileLockedError` naming the holder (pid and host) when another process
+    holds it. The lock dies with its process, so a killed evaluation never leaves it held.
+    """
+    path = Path(path).resolve()
+    if path in _HELD:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.with_name(path.name + ".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            raise FileLockedError(
+                f"{path} is being written by {holder} (lock {lock}); wait for that evaluation "
+                "to finish or stop it, then rerun (it resumes)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        _HELD.add(path)
+        try:
+            yield
+        finally:
+            _HELD.discard(path)
+    finally:
+        os.close(fd)  # releases the lock
 
 
 @dataclass(frozen=True)
@@ -91,6 +143,29 @@ def image_shards(items: Sequence[EvalItem], n: int) -> dict[str, int]:
     return {url: k % n for k, url in enumerate(sorted({it.url for it in items}))}
 
 
+def _start_file(path: Path) -> None:
+    """Make ``path`` a predictions CSV with its header: an empty (killed before its header) or
+    missing file gets the header atomically; an existing one must start with it."""
+    _repair_tail(path)
+    if path.exists() and path.stat().st_size > 0:
+        with path.open(newline="", encoding="utf-8", errors="replace") as f:
+            first = next(csv.reader(f), [])
+        if tuple(first) != PREDICTION_COLUMNS:
+            raise PredictionsFileError(
+                f"{path} does not start with the header {','.join(PREDICTION_COLUMNS)} (found "
+                f"{','.join(first)[:80]!r}); it was not written by this evaluation: move it "
+                "away or delete it, then rerun"
+            )
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".header.tmp")
+    try:
+        tmp.write_text(",".join(PREDICTION_COLUMNS) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _done_keys(path: Path) -> set[tuple[str, str]]:
     if not path.exists():
         return set()
@@ -121,7 +196,9 @@ def run_generation(
 ) -> Path:
     """Answer every unique (url, query) of ``items`` with ``predict`` and append to ``out_csv``.
 
-    Returns the CSV path. Resumes when the file already holds some of the pairs.
+    Returns the CSV path. Resumes when the file already holds some of the pairs; holds the
+    file's lock (:func:`exclusive`) while it writes.
+    ``progress(done, total)`` is called once before the first batch, then after every batch.
     ``on_plan`` receives the batches ``predict`` will be called with, in order, before the
     first call (to prefetch their inputs).
     """
@@ -131,38 +208,37 @@ def run_generation(
         raise ValueError(f"shard must be (k, n) with 0 <= k < n, got {shard}")
     owner = image_shards(items, n)
     todo = [it for it in sorted(unique_items(items), key=lambda it: it.key) if owner[it.url] == k]
-    _repair_tail(out_csv)
-    done = _done_keys(out_csv)
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    new_file = not out_csv.exists()
-    with out_csv.open("a", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        if new_file:
-            writer.writerow(PREDICTION_COLUMNS)
-        finished = sum(it.key in done for it in todo)
-        # Batches are planned over the whole shard, resumed or not, so a resumed run feeds the
-        # model exactly the batches (and padding) of an uninterrupted one: same answers.
-        planned = plan_batches(todo, max_batch=max_batch, token_budget=token_budget)
-        planned = [b for b in planned if any(it.key not in done for it in b)]
-        if on_plan is not None:
-            on_plan(planned)
-        for batch in planned:
-            answers = predict(batch)
-            if len(answers) != len(batch):
-                raise RuntimeError(
-                    f"predict returned {len(answers)} answers for {len(batch)} items"
-                )
-            rows = [
-                (it.url, it.query, a)
-                for it, a in zip(batch, answers, strict=True)
-                if it.key not in done
-            ]
-            writer.writerows(rows)
-            f.flush()
-            os.fsync(f.fileno())
-            finished += len(rows)
+    with exclusive(out_csv):
+        _start_file(out_csv)
+        done = _done_keys(out_csv)
+        with out_csv.open("a", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            finished = sum(it.key in done for it in todo)
+            # Batches are planned over the whole shard, resumed or not, so a resumed run feeds
+            # the model exactly the batches (and padding) of an uninterrupted one: same answers.
+            planned = plan_batches(todo, max_batch=max_batch, token_budget=token_budget)
+            planned = [b for b in planned if any(it.key not in done for it in b)]
+            if on_plan is not None:
+                on_plan(planned)
             if progress is not None:
-                progress(finished, len(todo))
+                progress(finished, len(todo))  # where a resumed run starts
+            for batch in planned:
+                answers = predict(batch)
+                if len(answers) != len(batch):
+                    raise RuntimeError(
+                        f"predict returned {len(answers)} answers for {len(batch)} items"
+                    )
+                rows = [
+                    (it.url, it.query, a)
+                    for it, a in zip(batch, answers, strict=True)
+                    if it.key not in done
+                ]
+                writer.writerows(rows)
+                f.flush()
+                os.fsync(f.fileno())
+                finished += len(rows)
+                if progress is not None:
+                    progress(finished, len(todo))
     return out_csv
 
 

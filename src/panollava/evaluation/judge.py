@@ -16,9 +16,11 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -31,6 +33,8 @@ from PIL import Image
 from panollava.evaluation.report import find_local_image
 from panollava.evaluation.samples import build_sample_sets
 from panollava.evaluation.tables import TableError, read_predictions, read_references
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "RUBRIC",
@@ -166,6 +170,26 @@ def build_messages(item: JudgeItem, image_url: str | None) -> list[dict]:
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": content}]
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+
+
+class _NoCrossOriginAuth(urllib.request.HTTPRedirectHandler):
+    """urllib's redirects, minus the API key: ``Authorization`` is dropped when a redirect
+    leaves the endpoint's origin (scheme, host, port), so a key is never sent elsewhere."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and _origin(req.full_url) != _origin(newurl):
+            new.headers = {k: v for k, v in new.headers.items() if k.lower() != "authorization"}
+            log.warning("judge: redirected to another origin (%s): API key not forwarded", newurl)
+        return new
+
+
+_OPENER = urllib.request.build_opener(_NoCrossOriginAuth)
+
+
 def _post(cfg: JudgeConfig, messages: list[dict]) -> tuple[str, dict]:
     payload = {
         "model": cfg.model,
@@ -181,7 +205,7 @@ def _post(cfg: JudgeConfig, messages: list[dict]) -> tuple[str, dict]:
     url = cfg.base_url.rstrip("/") + "/chat/completions"
     request = urllib.request.Request(url, json.dumps(payload).encode(), headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=cfg.timeout_s) as resp:
+        with _OPENER.open(request, timeout=cfg.timeout_s) as resp:
             body = json.loads(resp.read().decode("utf-8"))
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode("utf-8", "replace")[:500]

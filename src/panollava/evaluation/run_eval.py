@@ -12,29 +12,38 @@ scored by :func:`merge_and_score` (``panollava eval ... --merge N``).
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
+from PIL import Image
 
 from panollava.config import PanoConfig
-from panollava.data.datasets import build_dataset, split_rows
+from panollava.data.datasets import PanoramaDataset, build_dataset, split_rows
 from panollava.data.sample import PanoSample
 from panollava.evaluation.generation import (
     EvalItem,
+    exclusive,
     image_shards,
     merge_shards,
     run_generation,
     unique_items,
 )
+from panollava.evaluation.provenance import FINGERPRINT_FILE, claim_folder, eval_fingerprint
 from panollava.evaluation.report import write_report
 from panollava.evaluation.scoring import score_files
 from panollava.evaluation.vllm_backend import VLLMPredictor, check_vllm_supported, import_vllm
 from panollava.inference.export import export_run
 from panollava.inference.predictor import Predictor
+from panollava.progress import ProgressReporter
+from panollava.views import make_layout
+from panollava.views.schema import ViewsConfig
 
 __all__ = ["evaluate_run", "merge_and_score", "shard_path"]
 
@@ -53,21 +62,47 @@ def _env_shard() -> tuple[int, int]:
 
 
 def _eval_items(
-    cfg: PanoConfig, split: str, tokenizer, overhead: int = 0
-) -> tuple[list[EvalItem], dict, object]:
-    """The split's unique pairs; ``prompt_tokens`` = query tokens + ``overhead`` (image tokens
-    and template), so ``--token-budget`` bounds what the model really holds per batch."""
-    dataset = build_dataset(cfg, split, mode="eval")
+    dataset: PanoramaDataset,
+    tokenizer,
+    overhead: Callable[[Any], int] = lambda row: 0,
+    limit: int | None = None,
+) -> tuple[list[EvalItem], dict]:
+    """The split's unique pairs (the first ``limit`` of them); ``prompt_tokens`` = query tokens
+    + ``overhead(row)`` (image tokens and template), so ``--token-budget`` bounds what the model
+    really holds per batch."""
     index = {(g.rows[0].url, g.rows[0].query): k for k, g in enumerate(dataset.groups)}
+    if limit is not None:
+        index = dict(list(index.items())[:limit])
     items = [
         EvalItem(
             url,
             query,
-            prompt_tokens=overhead + len(tokenizer(query, add_special_tokens=False)["input_ids"]),
+            prompt_tokens=overhead(dataset.groups[k].rows[0])
+            + len(tokenizer(query, add_special_tokens=False)["input_ids"]),
         )
-        for (url, query) in index
+        for (url, query), k in index.items()
     ]
-    return items, index, dataset
+    return items, index
+
+
+def prompt_overhead_per_row(predictor, views: ViewsConfig) -> Callable[[Any], int]:
+    """``row -> prompt tokens besides the query``. Tiles: one number. ``native``: the ERP goes
+    in at its own size and dynamic-resolution processors (Qwen) make its tokens grow with the
+    pixels, so the overhead follows each image's header size (cached per size; exact for 2:1
+    ERPs, which ``load_erp`` keeps as they are)."""
+    if not make_layout(views).native:
+        fixed = predictor.prompt_overhead()
+        return lambda row: fixed
+    per_size: dict[tuple[int, int], int] = {}
+
+    def overhead(row) -> int:
+        with Image.open(row.image) as img:
+            w, h = img.size
+        if (h, w) not in per_size:
+            per_size[(h, w)] = predictor.prompt_overhead(image_size=(h, w))
+        return per_size[(h, w)]
+
+    return overhead
 
 
 class _QuestionSource:
@@ -138,8 +173,10 @@ def _references(cfg: PanoConfig, split: str) -> Path:
 
 
 def _score(cfg: PanoConfig, split: str, predictions: Path, n_boot: int) -> Path:
-
+    """Score (grouped protocol) and report; ``metrics.json`` records the fingerprint."""
     out = predictions.parent
+    fingerprint = json.loads((out / FINGERPRINT_FILE).read_text())
+    limited = fingerprint["generation"].get("limit") is not None
     score_files(
         predictions,
         _references(cfg, split),
@@ -147,7 +184,12 @@ def _score(cfg: PanoConfig, split: str, predictions: Path, n_boot: int) -> Path:
         protocol="grouped",
         n_boot=n_boot,
         run_name=cfg.experiment,
+        allow_missing=limited,  # --limit N scores only the pairs it generated
     )
+    metrics = out / "metrics.json"
+    record = json.loads(metrics.read_text())
+    record["provenance"] = fingerprint
+    metrics.write_text(json.dumps(record, indent=2))
     write_report(out)
     return out
 
@@ -165,8 +207,16 @@ def evaluate_run(
     backend: str = "transformers",
     device: str = "auto",
     dtype: str = "auto",
+    limit: int | None = None,
+    overwrite: bool = False,
+    progress_every_s: float = 30.0,
 ) -> Path:
     """Generate, score (grouped protocol) and report one split; returns the eval folder.
+
+    The split's tables and images are checked before any model loads. Predictions resume only
+    under an identical fingerprint (:mod:`panollava.evaluation.provenance`); ``overwrite``
+    discards others. ``limit``: only the first N unique pairs (a quick look). Progress: a bar in
+    a terminal, else a line with rate and ETA every ``progress_every_s`` seconds.
 
     With several shards, only the process that merges (rank 0 under torchrun) scores.
     ``backend="vllm"`` generates with vLLM from the run's merged export (PanoAdapt runs only,
@@ -174,11 +224,64 @@ def evaluate_run(
     :class:`panollava.inference.Predictor` (``auto``: this rank's GPU in bfloat16, else CPU).
     """
     run_dir = Path(run_dir)
-    out = run_dir / "eval" / split
     shard = shard or _env_shard()
+    # One evaluation per predictions file: a second one stops here, before any data or model.
+    with exclusive(shard_path(run_dir / "eval" / split, shard)):
+        return _evaluate_locked(
+            cfg,
+            run_dir,
+            split=split,
+            shard=shard,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            token_budget=token_budget,
+            n_boot=n_boot,
+            backend=backend,
+            device=device,
+            dtype=dtype,
+            limit=limit,
+            overwrite=overwrite,
+            progress_every_s=progress_every_s,
+        )
+
+
+def _evaluate_locked(
+    cfg: PanoConfig,
+    run_dir: Path,
+    *,
+    split: str,
+    shard: tuple[int, int],
+    max_new_tokens: int,
+    batch_size: int,
+    token_budget: int | None,
+    n_boot: int,
+    backend: str,
+    device: str,
+    dtype: str,
+    limit: int | None,
+    overwrite: bool,
+    progress_every_s: float,
+) -> Path:
+    """:func:`evaluate_run` once this process holds the predictions file's lock."""
+    out = run_dir / "eval" / split
+    if overwrite and shard[1] > 1:
+        raise ValueError(
+            "--overwrite with several shards would let one rank delete another's file: "
+            f"delete {out} yourself, then run the shards"
+        )
+    dataset = build_dataset(cfg, split, mode="eval")  # tables and images, before any model
     predictor, tokenizer = _predictor(cfg, run_dir, backend, max_new_tokens, device, dtype)
-    overhead = predictor.prompt_overhead()
-    items, index, dataset = _eval_items(cfg, split, tokenizer, overhead)
+    generation = {
+        "max_new_tokens": max_new_tokens,
+        "backend": backend,
+        "device_type": str(getattr(predictor, "device", "cuda")).split(":")[0],
+        "dtype": str(getattr(predictor, "dtype", "vllm default")),
+        "limit": limit,
+    }
+    fingerprint = eval_fingerprint(cfg, run_dir, split=split, generation=generation)
+    claim_folder(out, fingerprint, overwrite=overwrite)
+    overhead = prompt_overhead_per_row(predictor, cfg.views)
+    items, index = _eval_items(dataset, tokenizer, overhead, limit)
 
     questions = _QuestionSource(dataset, index)
 
@@ -186,6 +289,16 @@ def evaluate_run(
         return predictor.answer_many([questions(it.key) for it in batch])
 
     log.info("evaluating %d unique pairs of %s (shard %d of %d)", len(items), split, *shard)
+    reporter: list[ProgressReporter] = []
+
+    def progress(done: int, total: int) -> None:
+        if not reporter:  # the first call says where a resumed run starts
+            what = f"eval {split}" + (f" shard {shard[0]}/{shard[1]}" if shard[1] > 1 else "")
+            reporter.append(
+                ProgressReporter(what, total, "pairs", start=done, every_s=progress_every_s)
+            )
+        reporter[0].update(done)
+
     try:
         predictions = run_generation(
             items,
@@ -194,10 +307,13 @@ def evaluate_run(
             max_batch=batch_size,
             token_budget=token_budget,
             shard=shard,
+            progress=progress,
             on_plan=questions.plan,
         )
     finally:
         questions.close()
+        for r in reporter:
+            r.close()
     log.info("%d panoramas decoded for this evaluation", questions.decoded)
     k, n = shard
     if n == 1:
@@ -270,6 +386,11 @@ def merge_and_score(
             f"--shard K/{n_shards}` for each"
         )
     pairs = unique_items([EvalItem(r.url, r.query) for r in split_rows(cfg, split)])
+    recorded = out / FINGERPRINT_FILE
+    if not recorded.is_file():
+        raise FileNotFoundError(f"{recorded} missing: the shards were not made by `panollava eval`")
+    limit = json.loads(recorded.read_text())["generation"].get("limit")
+    pairs = pairs[:limit] if limit is not None else pairs
     expected = {it.key for it in pairs}
     merged = merge_shards(shards, out / "predictions.csv.tmp")
     with merged.open(newline="", encoding="utf-8") as f:

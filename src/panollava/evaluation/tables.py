@@ -1,8 +1,11 @@
 """Reading prediction and reference tables (QuIC-360 TSV/CSV files and prediction CSVs).
 
-References: QuIC-360 annotation files with columns ``url, query, annotation`` (aliases:
-``instruction`` for the query, ``response`` or ``reference`` for the annotation). Tab-separated
-for ``.tsv``, comma-separated for ``.csv``; both use standard CSV quoting.
+References: QuIC-360 annotation files with columns ``url, query, annotation``, with the same
+aliases ``train`` accepts (:mod:`panollava.data.schema`: e.g. ``image`` for the url,
+``instruction`` for the query, ``response``/``reference``/``caption`` for the annotation).
+Tab-separated for ``.tsv``, comma-separated for ``.csv``; both use standard CSV quoting. Files are
+read by the one table reader of every command, :func:`panollava.data.quic360.read_rows`
+(encodings, quoting errors with line numbers, bounded sizes).
 
 Predictions, one of two layouts:
 
@@ -12,17 +15,15 @@ Predictions, one of two layouts:
 
 Row numbers in errors are 1-based data rows (the header is row 0, so file line = row + 1).
 
-Note for the lead: ``panollava.data`` has its own QuIC-360 reader; this small one only serves the
-evaluation tables and can be merged with it later.
 """
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from panollava.data.quic360 import table_delimiter
+from panollava.data.quic360 import DataError, read_rows
+from panollava.data.schema import QUERY_ALIASES, REFERENCE_ALIASES, URL_ALIASES
 
 __all__ = [
     "PredictionRow",
@@ -35,12 +36,13 @@ __all__ = [
     "read_table",
 ]
 
-QUERY_COLUMNS = ("query", "instruction")
-REFERENCE_COLUMNS = ("annotation", "response", "reference")
+URL_COLUMNS = URL_ALIASES
+QUERY_COLUMNS = QUERY_ALIASES
+REFERENCE_COLUMNS = REFERENCE_ALIASES
 _MAX_LISTED = 8
 
 
-class TableError(ValueError):
+class TableError(DataError):
     """A prediction/reference table cannot be used; the message names the file, row and fix."""
 
 
@@ -90,35 +92,15 @@ def _listed(items: list[str]) -> str:
 def read_table(path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
     """Read a CSV/TSV file into (lower-cased header, rows as dicts). Ragged rows are errors."""
     path = Path(path)
-    if not path.is_file():
-        raise TableError(f"{path}: file not found")
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        first = fh.readline()
-        fh.seek(0)
-        reader = csv.reader(fh, delimiter=table_delimiter(path, first))
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise TableError(f"{path}: the file is empty (expected a header row)") from None
-        header = [h.strip().lower() for h in header]
-        dupes = sorted({h for h in header if header.count(h) > 1})
-        if dupes:
-            raise TableError(f"{path}: duplicate header column(s) {dupes}")
-        rows = []
-        number = 0
-        for fields in reader:
-            if not fields:  # blank lines are not rows (as in pandas)
-                continue
-            number += 1
-            if len(fields) != len(header):
-                raise TableError(
-                    f"{path}: row {number} (line {reader.line_num}) has {len(fields)} fields but "
-                    f"the header has {len(header)} ({header}); quote fields that contain the "
-                    "delimiter or line breaks"
-                )
-            rows.append(dict(zip(header, fields, strict=True)) | {"__row__": str(number)})
-    if not rows:
-        raise TableError(f"{path}: no data rows below the header")
+    header, raw = read_rows(path, error=TableError)
+    rows = []
+    for number, line, fields in raw:
+        if len(fields) != len(header):
+            raise TableError(
+                f"{path}: row {number} (line {line}) has {len(fields)} fields but the header has "
+                f"{len(header)} ({header}); quote fields that contain the delimiter or line breaks"
+            )
+        rows.append(dict(zip(header, fields, strict=True)) | {"__row__": str(number)})
     return header, rows
 
 
@@ -135,13 +117,12 @@ def read_references(path: str | Path) -> ReferenceTable:
     """Read a QuIC-360 annotation file (``url, query, annotation``); empty cells are errors."""
     path = Path(path)
     header, raw = read_table(path)
-    if "url" not in header:
-        raise TableError(f"{path}: no `url` column (found {header})")
+    ucol = _pick(header, URL_COLUMNS, path, "url")
     qcol = _pick(header, QUERY_COLUMNS, path, "query")
     rcol = _pick(header, REFERENCE_COLUMNS, path, "reference")
     rows, empty = [], []
     for r in raw:
-        url, query, ref = r["url"].strip(), r[qcol].strip(), r[rcol].strip()
+        url, query, ref = r[ucol].strip(), r[qcol].strip(), r[rcol].strip()
         if not (url and query and ref):
             empty.append(r["__row__"])
             continue
@@ -165,10 +146,12 @@ def read_predictions(path: str | Path, *, default_run: str | None = None) -> Pre
         raise TableError(f"{path}: no `prediction` column (found {header})")
     run_default = default_run or path.stem
     has_method = "method" in header
+    ucol = next((c for c in URL_COLUMNS if c in header), None)
     if "id" in header:
         layout, inline = "id", False
-    elif "url" in header:
+    elif ucol is not None:
         layout = "keyed"
+        ucol = _pick(header, URL_COLUMNS, path, "url")
         _pick(header, QUERY_COLUMNS, path, "query")
         ref_cols = [c for c in REFERENCE_COLUMNS if c in header]
         inline = bool(ref_cols)
@@ -198,7 +181,7 @@ def read_predictions(path: str | Path, *, default_run: str | None = None) -> Pre
             rows.append(PredictionRow(number, run, pred, ref_id=ref_id))
             continue
         qcol = _pick(header, QUERY_COLUMNS, path, "query")
-        url, query = r["url"].strip(), r[qcol].strip()
+        url, query = r[ucol].strip(), r[qcol].strip()
         if not (url and query):
             bad.append(f"row {number}: empty url or {qcol}")
             continue

@@ -31,7 +31,7 @@ def serve_command(
     import uvicorn  # deferred: keeps --help fast
 
     from panollava.inference.commands import open_predictor
-    from panollava.serve.app import create_app
+    from panollava.serve.app import LOOPBACK_HOSTS, create_app
 
     predictor = open_predictor(
         run,
@@ -48,6 +48,7 @@ def serve_command(
         predictor.views_cfg,
         image=predictor.image_cfg,
         title=f"panollava · {predictor.name}",
+        allowed_hosts=(*LOOPBACK_HOSTS, host),
     )
     uvicorn.run(app, host=host, port=port)
 

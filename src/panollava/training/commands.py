@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from panollava.cli_support import ConfigArgs, console, fail, load_config_or_fail, split_config_args
+from panollava.cli_support import (
+    ConfigArgs,
+    console,
+    fail,
+    load_config_or_fail,
+    split_config_args,
+    user_errors,
+)
 
 
 def train_command(
@@ -27,8 +34,12 @@ def train_command(
     ] = None,
 ) -> None:
     """Train all stages (or --stages) of CONFIG [KEY=VALUE...]; resume mid-stage with --resume."""
-    from panollava.models.build import build_system  # deferred: keeps --help fast
-    from panollava.training.trainer import run_training
+    # deferred: keeps --help fast
+    from panollava.data.images import ImageLoadError
+    from panollava.data.quic360 import DataError
+    from panollava.models.build import build_system
+    from panollava.training.run import CheckpointError
+    from panollava.training.trainer import preflight, run_training
 
     config, overrides = split_config_args(args)
     if config is None:
@@ -36,9 +47,12 @@ def train_command(
             "train needs a YAML config (see configs/), e.g. `panollava train configs/panollava/tiny.yaml`"
         )
     cfg = load_config_or_fail(config, overrides)
-    system = build_system(cfg)
     selected = [s.strip() for s in stages.split(",")] if stages else None
-    done = run_training(cfg, system, run_dir=run, resume=resume, stages=selected)
+    with user_errors(FileNotFoundError, DataError, ImageLoadError, ValueError):
+        run = preflight(cfg, run_dir=run, resume=resume, stages=selected)  # before any model
+    with user_errors(DataError, ImageLoadError, CheckpointError):  # found only mid-run
+        system = build_system(cfg)
+        done = run_training(cfg, system, run_dir=run, resume=resume, stages=selected)
     console.print(f"[green]run folder:[/] {escape(str(done))}", highlight=False)
 
 

@@ -13,12 +13,45 @@ from __future__ import annotations
 
 import json
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from panollava.config import PanoConfig, save_config
 
-__all__ = ["RunState", "StageRecord", "find_latest_run", "new_run_dir"]
+__all__ = [
+    "CheckpointError",
+    "RunState",
+    "StageRecord",
+    "find_latest_run",
+    "new_run_dir",
+    "resume_checkpoint",
+]
+
+
+class CheckpointError(ValueError):
+    """A resume checkpoint is truncated or corrupt (the message names it and the fix)."""
+
+
+def resume_checkpoint(stage_dir: Path) -> Path | None:
+    """``<stage_dir>/last.ckpt`` when there is one to resume from, checked to be complete.
+
+    torch checkpoints are zip archives whose index sits at the end, so a file cut short by a
+    kill or a full disk fails to open here (cheap: no tensor is read) instead of deep inside
+    Lightning.
+    """
+    ckpt = stage_dir / "last.ckpt"
+    if not ckpt.exists():
+        return None
+    try:
+        with zipfile.ZipFile(ckpt) as archive:
+            archive.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise CheckpointError(
+            f"{ckpt}: truncated or corrupt checkpoint ({exc}); move it away to restart stage "
+            f"{stage_dir.name!r} from its start (finished stages are kept), or restore it"
+        ) from None
+    return ckpt
 
 
 @dataclass

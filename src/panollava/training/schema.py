@@ -25,19 +25,21 @@ class StageConfig(StrictModel):
     )
     epochs: int | None = Field(1, ge=1)
     max_steps: int | None = Field(None, ge=1, description="optimiser steps; overrides epochs")
-    lr: float = Field(1e-4, gt=0)
+    lr: float = Field(1e-4, gt=0, allow_inf_nan=False)
     batch_size: int = Field(1, ge=1)
     accumulate: int = Field(1, ge=1, description="gradient accumulation (micro-batches per step)")
     max_text_length: int = Field(128, ge=8, description="text tokens, image tokens not counted")
     train_split: str = Field("train", description="data split (defined once in `data`)")
     valid_split: str | None = "valid"
     vision_trainable_blocks: int = Field(0, ge=-1, description="0 frozen, -1 all, N the last N")
-    lm_weight: float = Field(1.0, ge=0)
-    overlap_weight: float = Field(0.0, ge=0, description="weight of the overlap loss (0 = off)")
+    lm_weight: float = Field(1.0, ge=0, allow_inf_nan=False)
+    overlap_weight: float = Field(
+        0.0, ge=0, allow_inf_nan=False, description="weight of the overlap loss (0 = off)"
+    )
     lora: LoraSettings | None = None
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
     schedule: Literal["cosine", "linear", "constant"] = "cosine"
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)
     lr_multipliers: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -65,9 +67,12 @@ class TrainConfig(StrictModel):
     gradient_checkpointing: bool = Field(
         False, description="recompute activations of the LLM and vision tower in the backward"
     )
-    grad_clip: float | None = Field(1.0, gt=0)
+    grad_clip: float | None = Field(1.0, gt=0, allow_inf_nan=False)
     num_workers: int = Field(0, ge=0)
     log_every_n_steps: int = Field(10, ge=1)
+    progress_every_s: float = Field(
+        30.0, ge=0, description="outside a terminal: seconds between progress lines"
+    )
     checkpoint_every_n_steps: int = Field(50, ge=1)
     val_check_interval: float | int | None = None
     loggers: list[Literal["csv", "tensorboard", "wandb"]] = Field(default_factory=lambda: ["csv"])

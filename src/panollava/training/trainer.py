@@ -17,16 +17,17 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from panollava.config import PanoConfig, save_config
+from panollava.data.datasets import build_dataset
 from panollava.models.base import System
 from panollava.training.checkpoint import load_trainable, save_trainable
 from panollava.training.engine import build_trainer, resolve_precision
 from panollava.training.loader import ResumableLoader
 from panollava.training.memory import apply_memory_settings
 from panollava.training.module import PanoModule, TrainHParams
-from panollava.training.run import RunState, find_latest_run, new_run_dir
+from panollava.training.run import RunState, find_latest_run, new_run_dir, resume_checkpoint
 from panollava.training.schema import StageConfig
 
-__all__ = ["run_training"]
+__all__ = ["preflight", "run_training"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,40 @@ def _loaders(
     return train, val
 
 
+def _stage_names(cfg: PanoConfig, selected: list[str] | None) -> list[str]:
+    """The config's stage names; refuses an empty plan or unknown ``selected`` names."""
+    names = [s.name for s in cfg.train.stages]
+    if not names:
+        raise ValueError("train.stages is empty: nothing to train")
+    unknown = sorted(set(selected or []) - set(names))
+    if unknown:
+        raise ValueError(f"unknown stages {unknown}; this config defines {names}")
+    return names
+
+
+def preflight(
+    cfg: PanoConfig,
+    *,
+    run_dir: Path | None = None,
+    resume: bool = False,
+    stages: list[str] | None = None,
+) -> Path | None:
+    """What ``train`` checks before any model loads: stage names, every table and image the
+    stages read (``data.check_images``), and, for ``resume``, that there is a run to continue.
+
+    Returns the run folder to use (None: a new one). Creates nothing, so a refused run leaves
+    no empty folder behind.
+    """
+    _stage_names(cfg, stages)
+    if run_dir is None and resume:
+        run_dir = find_latest_run(cfg)
+    splits = {s.train_split for s in cfg.train.stages}
+    splits |= {s.valid_split for s in cfg.train.stages if s.valid_split and cfg.data.valid}
+    for split in sorted(splits):
+        build_dataset(cfg, split, mode="train")  # raises DataError naming rows and the fix
+    return run_dir
+
+
 def run_training(
     cfg: PanoConfig,
     system: System,
@@ -99,12 +134,7 @@ def run_training(
     stages: list[str] | None = None,
 ) -> Path:
     """Train the stages of ``cfg`` (or the named subset) and return the run folder."""
-    names = [s.name for s in cfg.train.stages]
-    if not names:
-        raise ValueError("train.stages is empty: nothing to train")
-    unknown = sorted(set(stages or []) - set(names))
-    if unknown:
-        raise ValueError(f"unknown stages {unknown}; this config defines {names}")
+    names = _stage_names(cfg, stages)
     if run_dir is None and _launched_rank() > 0:
         run_dir = Path(os.environ[_RUN_DIR_ENV])  # a DDP child: same folder as rank 0
     if run_dir is None:
@@ -162,12 +192,12 @@ def _run_stage(
         precision=precision,
         enable_validation=val_loader is not None,
     )
-    ckpt = stage_dir / "last.ckpt"
+    ckpt = resume_checkpoint(stage_dir)
     record = state.record(stage.name)
     record.status = "running"
     state.save()
     t0 = time.perf_counter()
-    trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt) if ckpt.exists() else None)
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt) if ckpt else None)
     weights = stage_dir / "weights.safetensors"
     if trainer.is_global_zero:
         save_trainable(system.model, weights)

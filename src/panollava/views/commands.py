@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from panollava.cli_support import console, fail, load_config_or_fail, user_errors
+from panollava.cli_support import console, escape, fail, load_config_or_fail, user_errors
 from panollava.views.schema import Strategy
 
 
@@ -71,9 +71,9 @@ def views_command(
     fig = save_views_figure(erp, viewset, out / "views.png", title=None)
     console.print(
         f"[green]{len(viewset)} views[/] ({cfg.views.strategy}, overlap "
-        f"{viewset.layout.ring_overlap:.2f}) from {image.name} decoded at "
+        f"{viewset.layout.ring_overlap:.2f}) from {escape(image.name)} decoded at "
         f"{erp.shape[-1]}x{erp.shape[-2]} in {1e3 * (t1 - t0):.0f} ms, views in "
-        f"{1e3 * (t2 - t1):.0f} ms -> {out}/ (figure {fig.name})"
+        f"{1e3 * (t2 - t1):.0f} ms -> {escape(str(out))}/ (figure {escape(fig.name)})"
     )
 
 

@@ -123,7 +123,8 @@ def ring_yaws(n: int, offset_deg: float = 0.0) -> list[float]:
 
 def _global_view(cfg: ViewsConfig, index: int = 0) -> ViewMeta:
     """The whole panorama in one square image (``stretch``) or letterboxed (``letterbox``)."""
-    vfov = 180.0 if cfg.global_mode == "stretch" else 360.0  # letterbox: rows past a pole are black
+    # letterbox: 360° of latitude over the square, so the rows past either pole are black.
+    vfov = {"stretch": 180.0, "letterbox": 360.0}[cfg.global_mode]
     geom = ViewGeometry("equirect", 0.0, 0.0, 360.0, vfov)
     return ViewMeta(index, "global", geom, cfg.tile_size, cfg.tile_size, name="global")
 

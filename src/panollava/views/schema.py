@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from panollava.strict import StrictModel
 
-__all__ = ["GlobalMode", "Strategy", "ViewsConfig"]
+__all__ = ["MAX_VIEWS", "GlobalMode", "Strategy", "ViewsConfig"]
+
+# Every view is a full image for the vision encoder: the published recipes use at most ~20
+# (a 30 deg FoV ring plus a global view); 64 leaves room and keeps a misconfiguration
+# (overlap 0.999 -> 4,000 tiles) from running for minutes at gigabytes before failing.
+MAX_VIEWS = 64
 
 
 Strategy = Literal[
     "resize", "native", "sliding_window", "e2p", "pinhole", "cubemap", "anyres", "anyres_e2p"
 ]
-GlobalMode = Literal["stretch", "letterbox", "fold"]
+GlobalMode = Literal["stretch", "letterbox"]
 
 
 class ViewsConfig(StrictModel):
@@ -41,10 +46,13 @@ class ViewsConfig(StrictModel):
     global_mode: GlobalMode = Field(
         "stretch",
         description="stretch: ERP resized to a square (all tokens see content); letterbox: padded "
-        "2:1 image in a square (half the tokens black); fold: left and right halves stacked",
+        "2:1 image in a square (half the tokens black)",
     )
     cube_faces: Literal[4, 6] = 4
-    anyres_grid: tuple[int, int] = Field((2, 4), description="rows x cols of ERP grid tiles")
+    anyres_grid: tuple[
+        Annotated[int, Field(ge=1)],
+        Annotated[int, Field(ge=1)],
+    ] = Field((2, 4), description="rows x cols of ERP grid tiles (each >= 1)")
     interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
 
     @model_validator(mode="after")
@@ -52,6 +60,25 @@ class ViewsConfig(StrictModel):
         for p in self.pitch_deg:
             if not -90.0 <= p <= 90.0:
                 raise ValueError(f"pitch_deg entries must lie in [-90, 90], got {p}")
+        return self
+
+    @model_validator(mode="after")
+    def _bounded_views(self) -> ViewsConfig:
+        if self.strategy in ("e2p", "pinhole", "anyres_e2p", "sliding_window"):
+            n = self.ring_tile_count() * len(self.pitch_deg)
+            how = (
+                f"{self.ring_tile_count()} tiles per ring (fov_deg {self.fov_deg:g}, overlap "
+                f"{self.overlap:g}, num_tiles {self.num_tiles}) x {len(self.pitch_deg)} pitch rings"
+            )
+        elif self.strategy == "anyres":
+            n, how = self.anyres_grid[0] * self.anyres_grid[1], f"anyres_grid {self.anyres_grid}"
+        else:
+            return self
+        if n > MAX_VIEWS:
+            raise ValueError(
+                f"{how} = {n} views; at most {MAX_VIEWS} views per panorama (each is a full "
+                "image for the vision encoder): lower the overlap or num_tiles, or widen fov_deg"
+            )
         return self
 
     def ring_tile_count(self) -> int:

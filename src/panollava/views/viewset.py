@@ -37,7 +37,12 @@ class ViewSet:
         return self.pixels.shape[0]
 
     def to_json(self) -> dict:
-        return self.layout.to_json()
+        """The layout's metadata with each view's size as its pixels really are (``native``: the
+        ERP's own size, not the configured tile size)."""
+        meta = self.layout.to_json()
+        for entry in meta["views"]:
+            entry["height"], entry["width"] = (int(n) for n in self.pixels.shape[-2:])
+        return meta
 
 
 def required_erp_width(cfg: ViewsConfig) -> int | None:
@@ -49,19 +54,25 @@ def required_erp_width(cfg: ViewsConfig) -> int | None:
 
 
 def build_viewsets(erp: torch.Tensor, cfg: ViewsConfig) -> list[ViewSet]:
-    """Views of a batch of ERPs ``(B, 3, H, W)`` (same size) -> ``B`` ViewSets, one sampling call."""
+    """Views of a batch of ERPs ``(B, 3, H, W)`` (same size) -> ``B`` ViewSets, one sampling call.
+
+    ``erp`` is float in ``[0, 1]`` or uint8 (the fast path: channels-last uint8 as
+    :func:`panollava.data.images.load_erp_uint8` returns it is converted only where sampled).
+    Pixels are float32 in ``[0, 1]``.
+    """
     layout = make_layout(cfg)
     if erp.ndim != 4 or erp.shape[1] != 3:
         raise ValueError(f"expected ERPs of shape (B, 3, H, W), got {tuple(erp.shape)}")
+    scale = 255.0 if erp.dtype == torch.uint8 else 1.0
     if layout.native:
-        return [ViewSet(e[None], layout) for e in erp]
+        return [ViewSet(e[None].float().div(scale).contiguous(), layout) for e in erp]
     size = (cfg.tile_size, cfg.tile_size)
-    pixels = sample_views(erp, layout.geometries, size, cfg.interpolation)  # (B, V, 3, h, w)
+    pixels = sample_views(erp, layout.geometries, size, cfg.interpolation, scale=1 / scale)
     if cfg.interpolation == "bicubic":
         pixels = pixels.clamp(0.0, 1.0)
     return [ViewSet(p, layout) for p in pixels]
 
 
 def build_viewset(erp: torch.Tensor, cfg: ViewsConfig) -> ViewSet:
-    """Views of one ERP ``(3, H, W)`` float in ``[0, 1]`` per ``cfg`` (SYSTEM.md §2)."""
+    """Views of one ERP ``(3, H, W)`` (float in ``[0, 1]`` or uint8) per ``cfg`` (SYSTEM.md §2)."""
     return build_viewsets(erp[None], cfg)[0]

@@ -6,11 +6,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoTokenizer
 
-from panollava.config import PanoConfig, save_config
+from panollava.config import PanoConfig, load_config, save_config
 from panollava.data.collate import PanoCollate
 from panollava.data.datasets import build_dataset, split_rows
 from panollava.losses import build_overlap_loss, check_loss_reaches_trainable
@@ -22,7 +22,13 @@ from panollava.models.lora import apply_lora, parameter_summary
 from panollava.models.panollava.builder import build_panollava
 from panollava.models.panollava.model import PanoLLaVA
 
-__all__ = ["LLM_LORA_GROUPS", "PanoLLaVASystem", "build_panollava_system"]
+__all__ = [
+    "HEADS_FILE",
+    "LLM_LORA_GROUPS",
+    "PanoLLaVASystem",
+    "build_panollava_system",
+    "load_panollava_export",
+]
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +156,7 @@ class PanoLLaVASystem:
             for part in ("resampler", "projector")
             for k, v in getattr(model, part).state_dict().items()
         }
-        save_file(heads, str(out_dir / "panollava_heads.safetensors"))
+        save_file(heads, str(out_dir / HEADS_FILE))
         save_config(self.cfg, out_dir / "config.yaml")
         (out_dir / "panorama.json").write_text((out_dir / "llm" / "panorama.json").read_text())
         return out_dir
@@ -169,6 +175,31 @@ class PanoLLaVASystem:
         holder = nn.ModuleDict({"model": self.model, "overlap_head": loss_fn})
         reached = check_loss_reaches_trainable(holder, total)
         log.info("stage %s: overlap loss reaches %s", stage.name, reached)
+
+
+HEADS_FILE = "panollava_heads.safetensors"
+
+
+def load_panollava_export(export_dir: Path) -> PanoLLaVASystem:
+    """The inverse of :meth:`PanoLLaVASystem.export`: the HF parts from ``llm/`` and
+    ``vision/``, the resampler and projector from :data:`HEADS_FILE`, the views of its config."""
+    cfg = load_config(export_dir / "config.yaml")
+    model_cfg = cfg.model.model_copy(
+        update={
+            "source": "pretrained",
+            "vision_name": str(export_dir / "vision"),
+            "llm_name": str(export_dir / "llm"),
+            "tokenizer": str(export_dir / "llm"),
+        }
+    )
+    cfg = cfg.model_copy(update={"model": model_cfg})
+    system = build_panollava_system(cfg)
+    heads = load_file(str(export_dir / HEADS_FILE))
+    for part in ("resampler", "projector"):
+        state = {k[len(part) + 1 :]: v for k, v in heads.items() if k.startswith(f"{part}.")}
+        getattr(system.model, part).load_state_dict(state, strict=True)
+    system.model.eval()
+    return system
 
 
 def build_panollava_system(cfg: PanoConfig, run_dir: Path | None = None) -> PanoLLaVASystem:

@@ -1,0 +1,83 @@
+"""Hostile configs: refused at load time with the key, the limit and the fix (never a traceback
+later, never an unbounded run)."""
+
+from __future__ import annotations
+
+import pytest
+
+from panollava.config import ConfigError, load_config
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("views.overlap=0.999", "views"),
+        ("views.num_tiles=100000", "views"),
+        ("views.pitch_deg=[0,10,20,30,40,50,60,70,80]", "views"),
+    ],
+)
+def test_view_count_is_bounded_at_config_time(override, named):
+    """overlap 0.999 (4,000 tiles) or num_tiles 100000 used to run > 300 s at 5-6 GB."""
+    with pytest.raises(ConfigError, match=r"views.*at most 64 views"):
+        load_config(None, ["views.strategy=e2p", override])
+
+
+def test_anyres_grid_of_zero_is_refused_not_a_zero_division():
+    with pytest.raises(ConfigError, match="anyres_grid"):
+        load_config(None, ["views.strategy=anyres", "views.anyres_grid=[0,0]"])
+
+
+def test_anyres_grid_is_bounded_like_the_other_views():
+    with pytest.raises(ConfigError, match="at most 64 views"):
+        load_config(None, ["views.strategy=anyres", "views.anyres_grid=[100,100]"])
+
+
+@pytest.mark.parametrize("value", ["inf", ".inf", ".nan"])
+def test_infinite_or_nan_learning_rate_is_refused(value):
+    with pytest.raises(ConfigError, match=r"train\.stages\.0\.lr"):
+        load_config(None, ["train.stages=[{name: a}]", f"train.stages.0.lr={value}"])
+
+
+def test_negative_seed_is_refused():
+    with pytest.raises(ConfigError, match="seed"):
+        load_config(None, ["seed=-1"])
+
+
+@pytest.mark.parametrize("name", ["../../../etc", "a/b", "..", "/abs", ""])
+def test_experiment_name_cannot_leave_the_output_folder(name):
+    """`experiment=../../../etc` used to put the run folder outside output_dir."""
+    with pytest.raises(ConfigError, match="experiment"):
+        load_config(None, [f"experiment='{name}'"])
+
+
+def test_yaml_duplicate_key_is_an_error_naming_key_and_line(tmp_path):
+    """Duplicate keys used to take the last value silently."""
+    path = tmp_path / "c.yaml"
+    path.write_text("seed: 1\nviews:\n  fov_deg: 60\n  fov_deg: 90\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"duplicate key 'fov_deg'.*line 4"):
+        load_config(path)
+
+
+def test_yaml_alias_bomb_is_refused_quickly(tmp_path):
+    """A 1 KB 'billion laughs' YAML used to run > 60 s at 4 GB."""
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for k in range(1, 9):
+        refs = ",".join([f"*a{k - 1}"] * 9)
+        lines.append(f"a{k}: &a{k} [{refs}]")
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert path.stat().st_size < 2048
+    with pytest.raises(ConfigError, match="alias bomb"):
+        load_config(path)
+
+
+def test_train_with_no_stages_exits_2_before_any_model():
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from panollava.cli import app
+
+    config = Path(__file__).resolve().parents[2] / "configs" / "panollava" / "tiny.yaml"
+    result = CliRunner().invoke(app, ["train", str(config), "train.stages=[]"])
+    assert result.exit_code == 2 and "train.stages is empty" in result.output, result.output
