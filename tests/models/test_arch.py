@@ -66,8 +66,7 @@ def test_recipe_lora_patterns_match_real_module_names(recipe):
     assert stages, f"{recipe.name} has no LoRA stage"
     towers = {"language": facts.language_model + ".", "vision": facts.vision_tower + "."}
     for stage in stages:
-        for target in stage.lora.targets:
-            pattern = resolve_targets([target], facts.lora_groups)
+        for target, pattern in resolve_targets(stage.lora.targets, facts.lora_groups).items():
             hit = [n for n in names if re.fullmatch(pattern, n)]
             assert hit, f"{recipe.name}: LoRA target {target!r} matches no module of {row.key}"
             if target in towers:  # a group stays inside its tower

@@ -13,11 +13,14 @@ import re
 from collections.abc import Iterable
 
 import transformers
-from tokenizers import Tokenizer, models, pre_tokenizers
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
 from panollava.models.adapters.arch import ArchRow
-from panollava.models.adapters.tiny import _CHATML, _GEMMA, _QWEN_IMAGE, BASE_WORDS
+from panollava.models.adapters.gemma3 import TEMPLATE as GEMMA_TEMPLATE
+from panollava.models.adapters.tiny import BASE_WORDS, CHATML
+
+_QWEN_IMAGE = "<|vision_start|><|image_pad|><|vision_end|>"
 
 __all__ = ["arch_tokenizer", "build_arch_processor", "tokens_per_image"]
 
@@ -50,6 +53,11 @@ def arch_tokenizer(
     vocab.update(specials)
     core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.Whitespace()
+    bos = row.roles.get("bos")
+    if bos is not None:  # Gemma3's tokenizer prepends <bos> to every encoding
+        core.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, specials[bos])]
+        )
     named = _NAMED.get(row.family or "", {})
     tok = PreTrainedTokenizerFast(
         tokenizer_object=core,
@@ -63,7 +71,7 @@ def arch_tokenizer(
     tok.add_special_tokens(
         {"additional_special_tokens": others}, replace_extra_special_tokens=False
     )
-    tok.chat_template = _TEMPLATES.get(row.family or "", _CHATML.replace("IMAGE", ""))
+    tok.chat_template = _TEMPLATES.get(row.family or "", CHATML.replace("IMAGE", ""))
     return tok
 
 
@@ -81,10 +89,10 @@ _NAMED = {
     },
 }
 _TEMPLATES = {
-    "qwen2_vl": _CHATML.replace("IMAGE", _QWEN_IMAGE),
-    "qwen2_5_vl": _CHATML.replace("IMAGE", _QWEN_IMAGE),
-    "internvl": _CHATML.replace("IMAGE", "<IMG_CONTEXT>"),
-    "gemma3": _GEMMA,
+    "qwen2_vl": CHATML.replace("IMAGE", _QWEN_IMAGE),
+    "qwen2_5_vl": CHATML.replace("IMAGE", _QWEN_IMAGE),
+    "internvl": CHATML.replace("IMAGE", "<IMG_CONTEXT>"),
+    "gemma3": GEMMA_TEMPLATE,
 }
 
 
