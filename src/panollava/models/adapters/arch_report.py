@@ -55,7 +55,11 @@ def prompt_tokens(processor, n_images: int, height: int, width: int, query: str)
     messages = [{"role": "user", "content": content}]
     text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     images = [np.zeros((height, width, 3), np.uint8)] * n_images
-    out = processor(text=[text], images=[images], return_tensors="pt")
+    bos = processor.tokenizer.bos_token
+    rendered_bos = bos is not None and text.startswith(bos)  # Gemma3: no second <bos>
+    out = processor(
+        text=[text], images=[images], return_tensors="pt", add_special_tokens=not rendered_bos
+    )
     return int(out["input_ids"].shape[1])
 
 
