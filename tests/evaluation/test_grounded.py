@@ -181,14 +181,7 @@ def _predictions(path, rows):
     return path
 
 
-def test_score_adds_grounded_metrics_compare_and_report(synth_data, tmp_path):
-    with (synth_data / "test.tsv").open(newline="") as fh:
-        refs = list(csv.DictReader(fh, delimiter="\t"))
-    firsts = {(r["url"], r["query"]): r["annotation"] for r in reversed(refs)}
-    rows = [(u, q, text, "oracle") for (u, q), text in firsts.items()]
-    rows += [(u, q, "a red disc in front.", "constant") for (u, q) in firsts]
-    preds = _predictions(tmp_path / "preds.csv", rows)
-    out = tmp_path / "run"
+def _score(preds, synth_data, out):
     result = CliRunner().invoke(
         app,
         [
@@ -197,22 +190,38 @@ def test_score_adds_grounded_metrics_compare_and_report(synth_data, tmp_path):
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "object F1" in result.output and "chance (random scene captions)" in result.output
-    meta = json.loads((out / "metrics.json").read_text())
-    oracle = meta["runs"]["oracle"]["grounded"]
-    assert all(oracle["metrics"][k] == 1.0 for k in ("object F1", "colour F1", "count acc"))
-    assert oracle["counts"]["samples"] == 14 and oracle["ci95"]["object F1"] == [1.0, 1.0]
-    constant = meta["runs"]["constant"]["grounded"]["metrics"]["object F1"]
-    chance = meta["grounded"]["chance"]["metrics"]["object F1"]
-    assert constant < chance < 1.0 and "random scenes" in meta["grounded"]["chance_method"]
+    return result.output
+
+
+def test_score_adds_grounded_metrics_compare_and_report(synth_data, tmp_path):
+    with (synth_data / "test.tsv").open(newline="") as fh:
+        refs = list(csv.DictReader(fh, delimiter="\t"))
+    firsts = {(r["url"], r["query"]): r["annotation"] for r in reversed(refs)}
+    oracle = _predictions(tmp_path / "o.csv", [(u, q, t, "oracle") for (u, q), t in firsts.items()])
+    output = _score(oracle, synth_data, tmp_path / "oracle")
+    assert "object F1" in output and "chance (random scene captions)" in output
+    constant = [(u, q, "a red disc in front.", "constant") for (u, q) in firsts]
+    _score(_predictions(tmp_path / "c.csv", constant), synth_data, tmp_path / "constant")
+
+    meta = json.loads((tmp_path / "oracle" / "metrics.json").read_text())
+    grounded = meta["runs"]["oracle"]["grounded"]
+    assert all(grounded["metrics"][k] == 1.0 for k in ("object F1", "colour F1", "count acc"))
+    assert grounded["counts"]["samples"] == 14 and grounded["ci95"]["object F1"] == [1.0, 1.0]
     assert meta["grounded"]["scene_graphs"] == [str((synth_data / "test/scene.json").resolve())]
-    _, runs = load_run_dir(out)
+    assert "random scenes" in meta["grounded"]["chance_method"]
+    chance = meta["grounded"]["chance"]["metrics"]["object F1"]
+    meta_c = json.loads((tmp_path / "constant" / "metrics.json").read_text())
+    assert meta_c["runs"]["constant"]["grounded"]["metrics"]["object F1"] < chance < 1.0
+    _, runs = load_run_dir(tmp_path / "oracle")
     assert runs["oracle"].grounded.stats.shape == (14, len(STATS))
-    text = compare_markdown([out], n_boot=50)
+
+    text = compare_markdown([tmp_path / "oracle", tmp_path / "constant"], n_boot=50)
     assert "| object F1 | -" in text  # paired grounded test: constant - oracle
-    assert "**1.0000** [1.0000, 1.0000]" in text  # the grounded table with CIs
-    md, _ = write_report(out, baselines=[out], examples=1)
-    assert "Grounded metrics (scene graphs)" in md.read_text()
+    assert "| oracle | 14 | **1.0000** [1.0000, 1.0000]" in text  # grounded table with CIs
+    md, _ = write_report(tmp_path / "oracle", baselines=[tmp_path / "constant"], examples=1)
+    report = md.read_text()
+    assert "## Grounded metrics (scene graphs)" in report
+    assert "| metric | oracle | constant | chance |" in report
 
 
 def test_plain_references_have_no_grounded_metrics(tmp_path):

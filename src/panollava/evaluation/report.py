@@ -129,11 +129,10 @@ def _bar_chart(runs: dict[str, LoadedRun], path: Path) -> None:
 
 def _grounded(doc: _Doc, meta: dict, runs: dict[str, LoadedRun], baselines: dict) -> None:
     """Every grounded metric (rows) per run, baseline run and chance (columns), 95% CIs."""
-    columns = {
-        label: r.entry["grounded"]
-        for label, r in (runs | baselines).items()
-        if "grounded" in r.entry
-    }
+    columns = {label: r.entry["grounded"] for label, r in runs.items() if "grounded" in r.entry}
+    for label, r in baselines.items():
+        if "grounded" in r.entry:
+            columns[f"{label} (baseline)" if label in columns else label] = r.entry["grounded"]
     if not columns:
         return
     columns["chance"] = meta["grounded"]["chance"]
