@@ -30,8 +30,8 @@ the references have no scene graphs and no grounded metrics are computed; when o
 one lacks an image, it is an error.
 
 **Chance** is simulated, not derived: every (image, query) is answered with the canonical caption
-of :data:`CHANCE_DRAWS` random scenes from the generator's default prior (seeded), i.e. a
-grammatical guess that knows the scene distribution but not the image.
+of :data:`CHANCE_DRAWS` random scenes of its own from the generator's default prior (seeded), i.e.
+a grammatical guess that knows the scene distribution but not the image.
 """
 
 from __future__ import annotations
@@ -93,8 +93,8 @@ GROUNDED_FILE = "grounded.csv"
 CHANCE_DRAWS = 5
 CHANCE_SEED = 9_000_001  # a seed no `data synth` default uses
 CHANCE_METHOD = (
-    f"simulated: each (image, query) answered by the canonical caption of {CHANCE_DRAWS} random "
-    f"scenes from the generator's default prior (seed {CHANCE_SEED}), counts averaged"
+    f"simulated: each (image, query) answered by the canonical captions of {CHANCE_DRAWS} random "
+    f"scenes per image from the generator's default prior (seed {CHANCE_SEED}), counts averaged"
 )
 STATS = (
     "tp",
@@ -479,11 +479,18 @@ def grounded_samples(
 def chance_samples(
     keys: Sequence[tuple[str, str]], scenes: dict[str, SynthScene], *, draws: int = CHANCE_DRAWS
 ) -> GroundedSamples:
-    """The chance level (see the module docstring): counts averaged over ``draws`` guesses."""
-    guesses = [caption_scene(sample_scene(CHANCE_SEED, k)) for k in range(draws)]
+    """The chance level (see the module docstring): each image gets its own ``draws`` random
+    scenes (seeded by its position among the images); counts averaged over the draws."""
+    image = {u: i for i, u in enumerate(dict.fromkeys(u for u, _ in keys))}
+    guesses: dict[str, list[dict[str, list[str]]]] = {}
     stats = np.zeros((len(keys), len(STATS)))
     for i, (url, query) in enumerate(keys):
-        for guess in guesses:
+        if url not in guesses:
+            first = image[url] * draws
+            guesses[url] = [
+                caption_scene(sample_scene(CHANCE_SEED, first + d)) for d in range(draws)
+            ]
+        for guess in guesses[url]:
             stats[i] += sample_stats(query, guess[query][0], scenes[url])  # type: ignore[operator]
     return GroundedSamples(list(keys), stats / draws)
 
