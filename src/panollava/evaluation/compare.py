@@ -171,7 +171,9 @@ def paired_markdown(
         "|---|---|---|---|",
     ]
     if a.grounded is not None and b.grounded is not None:
-        results += paired_grounded(a.grounded, b.grounded, n_boot=n_boot, seed=seed)
+        results += paired_grounded(
+            a.grounded, b.grounded, n_boot=n_boot, seed=seed, metrics=HEADLINE
+        )
     for r in results:
         lines.append(
             f"| {r.metric} | {r.difference:+.4f} | [{r.ci[0]:+.4f}, {r.ci[1]:+.4f}] | {r.p_value:.3f} |"

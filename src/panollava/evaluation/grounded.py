@@ -83,6 +83,7 @@ __all__ = [
     "find_scene_graphs",
     "grounded_entry",
     "grounded_samples",
+    "metric_definitions",
     "paired_grounded",
     "read_grounded_csv",
     "sample_stats",
@@ -148,6 +149,20 @@ METRICS: dict[str, Metric] = {
     "location acc": _ratio(("location",), "bg_ok", "bg_n"),
     "weather acc": _ratio(("weather",), "bg_ok", "bg_n"),
 }
+
+
+def metric_definitions() -> dict[str, str]:
+    """Human-readable definition of every metric (recorded in metrics.json)."""
+
+    def terms(t: dict[str, float]) -> str:
+        return " + ".join(f"{c:g}·{k}" if c != 1 else k for k, c in t.items())
+
+    return {
+        name: f"sum({terms(m.num)}) / sum({terms(m.den)}) over queries {list(m.queries)}"
+        for name, m in METRICS.items()
+    }
+
+
 HEADLINE = (
     "object F1",
     "direction acc",
@@ -384,7 +399,12 @@ def grounded_entry(samples: GroundedSamples, *, n_boot: int = 1000, seed: int = 
 
 
 def paired_grounded(
-    a: GroundedSamples, b: GroundedSamples, *, n_boot: int = 1000, seed: int = 0
+    a: GroundedSamples,
+    b: GroundedSamples,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    metrics: Sequence[str] = tuple(METRICS),
 ) -> list[PairedResult]:
     """Paired bootstrap of ``a - b`` per metric (same images resampled for both runs)."""
     position = {k: i for i, k in enumerate(b.keys)}
@@ -396,7 +416,7 @@ def paired_grounded(
     full_a, full_b = a.metrics(), aligned.metrics()
     rep_a, rep_b = a.metrics(weights), aligned.metrics(weights)
     out = []
-    for name in METRICS:
+    for name in metrics:
         diff = rep_a[name] - rep_b[name]
         diff = diff[np.isfinite(diff)]
         if not diff.size:

@@ -38,6 +38,7 @@ from panollava.evaluation.grounded import (
     find_scene_graphs,
     grounded_entry,
     grounded_samples,
+    metric_definitions,
     read_grounded_csv,
     write_grounded_csv,
 )
@@ -217,8 +218,10 @@ def _grounded(
         "scene_graphs": [str(f.resolve()) for f in scenes.files],
         "chance": grounded_entry(chance, n_boot=n_boot, seed=seed),
         "chance_method": CHANCE_METHOD,
-        "note": "counts per (image, query) in grounded.csv; definitions in "
-        "panollava.evaluation.grounded",
+        "note": "counts per (image, query) in grounded.csv (tp/fp/fn of named objects, colours "
+        "or shapes; *_ok/*_n of directions, relations, counts, background attributes, subset "
+        "objects); parser and rules: panollava.evaluation.grounded",
+        "definitions": metric_definitions(),
     }
 
 
