@@ -124,6 +124,7 @@ def test_hallucinated_object_and_micro_average():
     # the small-objects query only expects the yellow ring
     m = _metrics(("small objects", "the small objects are a yellow ring and a blue star."))
     assert m["small objects F1"] == pytest.approx(2 / 3) and m["direction acc"] is None
+    assert m["small objects P"] == 0.5 and m["small objects R"] == 1.0
 
 
 def test_wrong_background():

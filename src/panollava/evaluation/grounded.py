@@ -123,8 +123,13 @@ class Metric:
     den: dict[str, float]
 
 
-def _f1(queries: tuple[str, ...]) -> Metric:
-    return Metric(queries, {"tp": 2}, {"tp": 2, "fp": 1, "fn": 1})
+def _prf(prefix: str, queries: tuple[str, ...]) -> dict[str, Metric]:
+    """F1, precision and recall of named items (F1 = 2TP / (2TP + FP + FN))."""
+    return {
+        f"{prefix} F1": Metric(queries, {"tp": 2}, {"tp": 2, "fp": 1, "fn": 1}),
+        f"{prefix} P": Metric(queries, {"tp": 1}, {"tp": 1, "fp": 1}),
+        f"{prefix} R": Metric(queries, {"tp": 1}, {"tp": 1, "fn": 1}),
+    }
 
 
 def _ratio(queries: tuple[str, ...], ok: str, n: str) -> Metric:
@@ -132,20 +137,18 @@ def _ratio(queries: tuple[str, ...], ok: str, n: str) -> Metric:
 
 
 METRICS: dict[str, Metric] = {
-    "object F1": _f1(_OBJ_QUERIES),  # (colour, shape) F1 of the queries that name objects
-    "object P": Metric(_OBJ_QUERIES, {"tp": 1}, {"tp": 1, "fp": 1}),
-    "object R": Metric(_OBJ_QUERIES, {"tp": 1}, {"tp": 1, "fn": 1}),
+    **_prf("object", _OBJ_QUERIES),  # (colour, shape) objects of every query that names them
     "direction acc": _ratio(_DIR_QUERIES, "dir_ok", "dir_n"),
     "relation acc": _ratio(("layout",), "dir_ok", "dir_n"),
-    "colour F1": _f1(("colors",)),
-    "shape F1": _f1(("shapes",)),
+    **_prf("colour", ("colors",)),
+    **_prf("shape", ("shapes",)),
     "count acc": _ratio(("shapes",), "count_ok", "count_n"),
     "background acc": _ratio(("location", "weather"), "bg_ok", "bg_n"),
     **{f"{s} recall": _ratio(_DIR_QUERIES, f"{s}_hit", f"{s}_n") for s in SUBSETS},
     **{f"{s} direction acc": _ratio(_DIR_QUERIES, f"{s}_dir_ok", f"{s}_dir_n") for s in SUBSETS},
-    "objects F1": _f1(("objects",)),
-    "small objects F1": _f1(("small objects",)),
-    "layout F1": _f1(("layout",)),
+    **_prf("objects", ("objects",)),  # per query type
+    **_prf("small objects", ("small objects",)),
+    **_prf("layout", ("layout",)),
     "location acc": _ratio(("location",), "bg_ok", "bg_n"),
     "weather acc": _ratio(("weather",), "bg_ok", "bg_n"),
 }
