@@ -144,16 +144,12 @@ def _grounded(doc: _Doc, meta: dict, runs: dict[str, LoadedRun], baselines: dict
         f"Chance: {meta['grounded']['chance_method']}. Scene graphs: "
         f"{', '.join(meta['grounded']['scene_graphs'])}."
     )
-    rows = [
-        [
-            name,
-            *(
-                format_with_ci(c["metrics"].get(name), c["ci95"].get(name))
-                for c in columns.values()
-            ),
+    rows = []
+    for name in GROUNDED_METRICS:
+        cells = [
+            format_with_ci(c["metrics"].get(name), c["ci95"].get(name)) for c in columns.values()
         ]
-        for name in GROUNDED_METRICS
-    ]
+        rows.append([name, *cells])
     doc.table(["metric", *columns], rows)
 
 
