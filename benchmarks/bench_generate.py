@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from panollava.config import ViewsConfig
+from panollava.data.sample import PanoSample
 from panollava.evaluation.generation import EvalItem, run_generation
-from panollava.models.adapters.collate import AdaptSample
 from panollava.models.adapters.loading import load_adapter
+from panollava.views.schema import ViewsConfig
 
 QUERIES = ["colors", "objects", "what is there", "the red disc", "location of the star"]
 
@@ -48,7 +48,7 @@ def main() -> None:
     tokenizer = processor.tokenizer
 
     def predict(batch: list[EvalItem]) -> list[str]:
-        inputs = collate([AdaptSample(panos[it.url], it.query) for it in batch])
+        inputs = collate([PanoSample(panos[it.url], it.query) for it in batch])
         new = wrapper.generate(
             inputs, max_new_tokens=args.new_tokens, pad_token_id=tokenizer.pad_token_id
         )

@@ -32,9 +32,10 @@ import py360convert
 import torch
 from PIL import Image
 
-from panollava.config import ImageConfig, ViewsConfig
 from panollava.data.images import decode_image, load_erp
+from panollava.data.schema import ImageConfig
 from panollava.views import build_viewset, make_layout, required_erp_width
+from panollava.views.schema import ViewsConfig
 
 SAMPLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "quic360_samples"
 

@@ -34,7 +34,7 @@ def _train_tiny(tmp: Path, recipe: str, overrides: list[str], *, tokenizer: bool
     """Synthesize a small data set and train ``recipe`` briefly; returns the run folder."""
     from panollava.config import load_config
     from panollava.data.synth import synthesize
-    from panollava.systems import build_system
+    from panollava.models.build import build_system
     from panollava.training.trainer import run_training
 
     data = tmp / "data"

@@ -1,6 +1,7 @@
 """The one ``panollava`` command line. Each subcommand is a thin wrapper over a library function.
 
-Subsystems own their commands in ``<subsystem>/commands.py`` and are registered here.
+Packages own their commands in ``<package>/commands.py`` (torch-free at import, so ``--help``
+answers at once) and are registered here.
 """
 
 from __future__ import annotations
@@ -9,9 +10,22 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from panollava.cli_support import console, fail, load_config_or_fail
+from panollava.cli_support import (
+    ConfigArgs,
+    console,
+    load_config_or_fail,
+    split_config_args,
+)
 from panollava.config import ConfigError, config_to_yaml, load_config
+from panollava.data import commands as data_commands
+from panollava.evaluation import commands as evaluation_commands
+from panollava.inference import commands as inference_commands
+from panollava.positional import commands as positional_commands
+from panollava.serve import commands as serve_commands
+from panollava.training import commands as training_commands
+from panollava.views import commands as views_commands
 
 app = typer.Typer(
     name="panollava",
@@ -22,7 +36,7 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Validate and show YAML configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-__all__ = ["app", "fail"]
+__all__ = ["app"]
 
 
 @config_app.command("validate")
@@ -34,25 +48,18 @@ def config_validate(
     for f in files:
         try:
             load_config(f)
-            console.print(f"[green]ok[/] {f}")
+            console.print(f"[green]ok[/] {escape(str(f))}", highlight=False)
         except ConfigError as exc:
             bad += 1
-            console.print(f"[red]invalid[/] {exc}", highlight=False)
+            console.print(f"[red]invalid[/] {escape(str(exc))}", highlight=False)
     if bad:
         raise typer.Exit(1)
 
 
 @config_app.command("show")
-def config_show(
-    file: Annotated[Path | None, typer.Argument(help="YAML file (defaults if omitted).")] = None,
-    overrides: Annotated[
-        list[str] | None, typer.Argument(help="Dotted overrides such as views.fov_deg=60.")
-    ] = None,
-) -> None:
-    """Print the resolved config (file + overrides + defaults) as YAML."""
-    if file is not None and "=" in str(file):  # only overrides were given
-        overrides = [str(file), *(overrides or [])]
-        file = None
+def config_show(args: ConfigArgs = None) -> None:
+    """Print the resolved config ([CONFIG] + KEY=VALUE overrides + defaults) as YAML."""
+    file, overrides = split_config_args(args)
     cfg = load_config_or_fail(file, overrides)
     typer.echo(config_to_yaml(cfg), nl=False)
 
@@ -63,37 +70,27 @@ def demo(
     n: Annotated[int, typer.Option(help="Synthetic panoramas to render.")] = 400,
     seed: Annotated[int, typer.Option(help="Seed of data and training.")] = 0,
     overrides: Annotated[
-        list[str] | None, typer.Argument(help="Dotted overrides of configs/panollava/tiny.yaml.")
+        list[str] | None,
+        typer.Argument(help="Dotted overrides KEY=VALUE of configs/panollava/tiny.yaml."),
     ] = None,
 ) -> None:
     """The main job on the embedded default: synthetic panoramas -> tiny PanoLLaVA trained in
     three stages on CPU -> evaluation and report, next to the image-blind baseline."""
-    from panollava.demo import run_demo
+    from panollava.demo import run_demo  # deferred: keeps --help fast
 
     run_demo(out, n=n, seed=seed, overrides=overrides)
 
 
-def _register_subcommands() -> None:
-    """Attach the subsystems' commands (kept in their own modules)."""
-    from panollava.data.commands import register as register_data
-    from panollava.evaluation.commands import register as register_evaluation
-    from panollava.models.commands import register as register_models
-    from panollava.positional.figure import register as register_positions
-    from panollava.serve.commands import register as register_serve
-    from panollava.training.commands import register as register_training
-    from panollava.views.commands import register as register_views
-
-    register_views(app)
-    register_data(app)
-    register_evaluation(app)
-    register_models(app)
-    register_positions(app)
-    register_serve(app)
-    register_training(app)
-    # -- further subsystems register here --
-
-
-_register_subcommands()
+for _package in (
+    views_commands,
+    data_commands,
+    positional_commands,
+    training_commands,
+    inference_commands,
+    evaluation_commands,
+    serve_commands,
+):
+    _package.register(app)
 
 
 def main() -> None:  # pragma: no cover - entry point

@@ -10,28 +10,25 @@ valid keys (with a "did you mean" hint). Data paths live in exactly one place: `
 from __future__ import annotations
 
 import difflib
-import math
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from panollava.data.schema import AugmentConfig, ColumnsConfig
+from panollava.data.schema import DataConfig, ImageConfig
 from panollava.losses.schema import OverlapLossConfig
 from panollava.models.adapters.schema import PanoAdaptConfig
-from panollava.models.panollava.resamplers.config import check_resampler_compatibility
+from panollava.models.panollava.resamplers.schema import check_resampler_compatibility
 from panollava.models.panollava.schema import PanoLLaVAConfig
 from panollava.strict import StrictModel
 from panollava.training.schema import TrainConfig
+from panollava.views.schema import ViewsConfig
 
 __all__ = [
     "ConfigError",
-    "DataConfig",
-    "ImageConfig",
     "PanoConfig",
-    "ViewsConfig",
     "apply_overrides",
     "load_config",
     "save_config",
@@ -40,94 +37,6 @@ __all__ = [
 
 class ConfigError(ValueError):
     """A configuration file or override is invalid; the message says where and how to fix it."""
-
-
-Strategy = Literal[
-    "resize", "native", "sliding_window", "e2p", "pinhole", "cubemap", "anyres", "anyres_e2p"
-]
-GlobalMode = Literal["stretch", "letterbox", "fold"]
-
-
-class ViewsConfig(StrictModel):
-    """How a panorama becomes views (SYSTEM.md §2). Angles in degrees."""
-
-    strategy: Strategy = "anyres_e2p"
-    fov_deg: float = Field(90.0, gt=0, lt=180, description="horizontal FoV of each tile")
-    vfov_deg: float | None = Field(
-        None, gt=0, lt=180, description="vertical FoV; None = same as fov_deg (square pixels)"
-    )
-    overlap: float = Field(
-        0.5, ge=0, lt=1, description="target fraction of a tile shared with its yaw neighbour"
-    )
-    num_tiles: int | None = Field(
-        None, ge=1, description="explicit tiles per ring; None = ceil(360 / (fov * (1 - overlap)))"
-    )
-    pitch_deg: list[float] = Field(default_factory=lambda: [0.0], description="one ring per pitch")
-    yaw_offset_deg: float = Field(0.0, description="yaw of the first tile")
-    tile_size: int = Field(256, ge=8, description="tile height = width in pixels")
-    global_view: bool | None = Field(
-        None, description="add a whole-panorama view first; None = the strategy's default"
-    )
-    global_mode: GlobalMode = Field(
-        "stretch",
-        description="stretch: ERP resized to a square (all tokens see content); letterbox: padded "
-        "2:1 image in a square (half the tokens black); fold: left and right halves stacked",
-    )
-    cube_faces: Literal[4, 6] = 4
-    anyres_grid: tuple[int, int] = Field((2, 4), description="rows x cols of ERP grid tiles")
-    interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
-
-    @model_validator(mode="after")
-    def _check_pitch(self) -> ViewsConfig:
-        for p in self.pitch_deg:
-            if not -90.0 <= p <= 90.0:
-                raise ValueError(f"pitch_deg entries must lie in [-90, 90], got {p}")
-        return self
-
-    def ring_tile_count(self) -> int:
-        """Tiles on one closed yaw ring: explicit ``num_tiles`` or ``ceil(360 / (fov (1-overlap)))``."""
-        if self.num_tiles is not None:
-            return self.num_tiles
-        return max(1, math.ceil(360.0 / (self.fov_deg * (1.0 - self.overlap)) - 1e-9))
-
-
-class ImageConfig(StrictModel):
-    """How panorama files are decoded (see ``panollava.data.images``)."""
-
-    aspect_policy: Literal["error", "resample", "pad"] = Field(
-        "resample",
-        description="ERP not 2:1 -> error; resample to 2:1 (warns); pad the poles to 2:1 (warns)",
-    )
-    aspect_tolerance: float = Field(0.02, ge=0, description="relative deviation accepted as 2:1")
-    max_pixels: int = Field(
-        300_000_000, gt=0, description="refuse larger images (decompression-bomb guard)"
-    )
-    draft_decode: bool = Field(True, description="decode JPEGs at reduced scale when views allow")
-    min_size: int = Field(16, ge=1, description="refuse images smaller than this on either side")
-
-
-class DataConfig(StrictModel):
-    """The one place where data paths are set. Later stages refer to splits by name."""
-
-    train: list[Path] = Field(default_factory=list)
-    valid: list[Path] = Field(default_factory=list)
-    test: list[Path] = Field(default_factory=list)
-    image_root: Path | None = Field(
-        None, description="base for relative image paths (default: the table's own folder)"
-    )
-    cache_dir: Path | None = Field(
-        None, description="local cache for http(s) image URLs (`panollava data download --out`)"
-    )
-    columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
-    augment: AugmentConfig = Field(default_factory=AugmentConfig)
-    skip_invalid: bool = Field(
-        False,
-        description="skip broken rows (listed in the run folder) instead of refusing the data",
-    )
-    check_images: Literal["decode", "header", "off"] = Field(
-        "header",
-        description="image checks before training: full (draft) decode, header only, or none",
-    )
 
 
 class PanoConfig(StrictModel):

@@ -13,6 +13,11 @@ from rich.console import Console
 from rich.table import Table
 
 from panollava.config import load_config
+from panollava.data.synth import synthesize
+from panollava.evaluation.baseline import run_blind_baseline
+from panollava.evaluation.run_eval import evaluate_run
+from panollava.models.build import build_system
+from panollava.training.trainer import run_training
 
 __all__ = ["run_demo"]
 
@@ -27,11 +32,6 @@ def _metrics(eval_dir: Path, run: str | None = None) -> dict:
 
 def run_demo(out: Path, *, n: int = 400, seed: int = 0, overrides: list[str] | None = None) -> dict:
     """Run the demo into ``out``; returns the metrics of the model and of the blind baseline."""
-    from panollava.data.synth import synthesize
-    from panollava.evaluation.baseline import run_blind_baseline
-    from panollava.evaluation.run_eval import evaluate_run
-    from panollava.systems import build_system
-    from panollava.training.trainer import run_training
 
     console = Console(stderr=True)
     t0 = time.perf_counter()

@@ -7,7 +7,7 @@ import torch
 from transformers import AutoTokenizer
 
 from panollava.data.collate import PanoCollate
-from panollava.data.datasets import PanoSample
+from panollava.data.sample import PanoSample
 from panollava.data.tokenizer import SPECIAL_TOKENS, build_word_tokenizer, save_word_tokenizer
 
 CAPTIONS = ["a red disc in front, a blue star on the right.", "the objects are red and blue."]
@@ -104,7 +104,7 @@ def test_text_budget_counts_text_only_and_truncates_answers(tok, caplog):
         batch = collate([_sample("colors", CAPTIONS[0])])
     assert batch["input_ids"].shape[1] == budget + K  # image tokens are not counted
     assert (batch["labels"] != -100).sum() == 4 and "truncated" in caplog.text
-    assert collate.truncated == 1
+    assert collate.budget.truncated == 1
     with pytest.raises(ValueError, match="prompt alone"):
         PanoCollate(tok, num_image_tokens=K, max_text_length=prompt_text - 1)(
             [_sample("colors", "a")]

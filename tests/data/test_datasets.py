@@ -7,13 +7,14 @@ import pytest
 import torch
 from data_helpers import write_table
 
-from panollava.config import PanoConfig, ViewsConfig
+from panollava.config import PanoConfig
 from panollava.data import datasets as datasets_module
 from panollava.data.augment import augment_erp, rotate_yaw, sample_generator
 from panollava.data.datasets import PanoramaDataset, build_dataset
 from panollava.data.quic360 import DataError, read_split
 from panollava.data.schema import AugmentConfig
 from panollava.views import build_viewset
+from panollava.views.schema import ViewsConfig
 
 VIEWS = ViewsConfig(tile_size=32)
 AUG = AugmentConfig(enabled=True, yaw_max_deg=180, brightness=0.3, contrast=0.3, saturation=0.3)

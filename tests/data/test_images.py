@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from panollava.config import ImageConfig
 from panollava.data.images import ImageLoadError, load_erp, load_erp_uint8
+from panollava.data.schema import ImageConfig
 
 
 def _gradient(w=256, h=128):

@@ -12,7 +12,7 @@ from transformers import AutoTokenizer
 from typer.testing import CliRunner
 
 from panollava.cli import app
-from panollava.config import ViewsConfig, load_config
+from panollava.config import load_config
 from panollava.data.quic360 import group_pairs, read_split
 from panollava.data.synth import SceneOptions, synthesize
 from panollava.data.synth_captions import QUERIES, caption_scene, direction_of
@@ -27,6 +27,7 @@ from panollava.data.synth_scene import (
 from panollava.data.tokenizer import words_of
 from panollava.geometry import erp_to_lonlat, lonlat_to_xyz, project_to_view, view_to_pixel
 from panollava.views import build_viewset
+from panollava.views.schema import ViewsConfig
 
 runner = CliRunner()
 

@@ -9,7 +9,7 @@ import pytest
 from panollava.config import load_config
 from panollava.data.synth import synthesize
 from panollava.evaluation.run_eval import evaluate_run
-from panollava.systems import build_system
+from panollava.models.build import build_system
 from panollava.training.trainer import run_training
 
 REPO = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ from panollava.cli import app
 from panollava.config import load_config
 from panollava.data.datasets import split_rows
 
-EVAL_ARGS = ["--batch-size", "1", "--max-new-tokens", "8", "--n-boot", "5"]
+EVAL_ARGS = ["--batch-size", "1", "--max-new-tokens", "8", "--bootstrap", "5"]
 
 
 def _eval_cmd(run: Path, *extra: str) -> list[str]:
@@ -158,12 +158,13 @@ def test_export_panoadapt_run_reloads_with_plain_transformers(panoadapt_run, tmp
     import torch
     import transformers
 
-    from panollava.inference import Predictor, Question
+    from panollava.data.sample import PanoSample
+    from panollava.inference import Predictor
 
     predictor = Predictor.from_run(panoadapt_run)
     cfg = predictor.cfg
     _, viewset = predictor.load(split_rows(cfg, "test")[0].image)
-    batch = predictor.system.eval_collate()([Question(viewset.pixels, "what is there")])
+    batch = predictor.system.eval_collate()([PanoSample(viewset.pixels, "what is there")])
     inputs = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
     with torch.no_grad():
         before = predictor.system.model.hf_model(**inputs).logits
@@ -246,12 +247,13 @@ def test_eval_decodes_each_panorama_once(panollava_run, reference, monkeypatch):
 def test_predictor_places_model_and_batches_on_its_device_and_dtype(panollava_run):
     import torch
 
-    from panollava.inference import Predictor, Question
+    from panollava.data.sample import PanoSample
+    from panollava.inference import Predictor
 
     predictor = Predictor.from_run(panollava_run, max_new_tokens=4, device="cpu", dtype="bfloat16")
     assert {p.dtype for p in predictor.system.model.parameters()} == {torch.bfloat16}
     _, viewset = predictor.load(split_rows(predictor.cfg, "test")[0].image)
-    batch = predictor.to_device(predictor._collate([Question(viewset.pixels, "what is there")]))
+    batch = predictor.to_device(predictor._collate([PanoSample(viewset.pixels, "what is there")]))
     assert batch["pixel_values"].dtype == torch.bfloat16  # pixels follow the model's dtype
     assert batch["input_ids"].dtype == torch.long  # token ids are never cast
     assert isinstance(predictor.answer(viewset, "what is there"), str)  # bf16 generation runs
@@ -275,18 +277,19 @@ def test_predictor_on_cuda_answers_like_cpu(which, request):
 @pytest.mark.parametrize("which", ["panollava_run", "panoadapt_run"])
 def test_token_budget_counts_image_tokens(which, request):
     """``prompt_overhead`` + query tokens = the real prompt length the model receives."""
-    from panollava.inference import Predictor, Question
+    from panollava.data.sample import PanoSample
+    from panollava.inference import Predictor
 
     predictor = Predictor.from_run(request.getfixturevalue(which), max_new_tokens=4)
     row = split_rows(predictor.cfg, "test")[0]
     _, viewset = predictor.load(row.image)
-    real = predictor._collate([Question(viewset.pixels, row.query)])["input_ids"].shape[1]
+    real = predictor._collate([PanoSample(viewset.pixels, row.query)])["input_ids"].shape[1]
     own = len(predictor.system.tokenizer(row.query, add_special_tokens=False)["input_ids"])
     overhead = predictor.prompt_overhead()
     assert overhead + own == real
     image_tokens = int(
         (
-            predictor._collate([Question(viewset.pixels, row.query)])["input_ids"]
+            predictor._collate([PanoSample(viewset.pixels, row.query)])["input_ids"]
             == _image_token_id(predictor)
         ).sum()
     )
@@ -315,3 +318,18 @@ def test_zero_shot_eval_of_an_untrained_recipe(panoadapt_run, tmp_path, caplog):
     assert len(_rows(out / "predictions.csv")) == len(
         {(r.url, r.query) for r in split_rows(cfg, "test")}
     )
+
+
+@pytest.mark.e2e
+def test_panollava_export_answers_like_its_run(panollava_run, tmp_path):
+    """``infer --model EXPORT_DIR`` on a PanoLLaVA export: the same answer as ``infer --run``."""
+    row = split_rows(load_config(panollava_run / "config.yaml"), "test")[0]
+    out = tmp_path / "export"
+    res = CliRunner().invoke(app, ["export", "--run", str(panollava_run), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    ask = ["--image", str(row.image), "--query", row.query, "--max-new-tokens", "8"]
+    from_run = _infer(["--run", str(panollava_run), *ask])
+    from_export = _infer(["--model", str(out), *ask])
+    assert from_run.exit_code == 0, from_run.output
+    assert from_export.exit_code == 0, from_export.output
+    assert from_export.stdout.splitlines()[0] == from_run.stdout.splitlines()[0]

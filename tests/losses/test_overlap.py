@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 
-from panollava.config import ViewsConfig
 from panollava.losses import (
     OverlapLossConfig,
     build_overlap_loss,
@@ -15,6 +14,7 @@ from panollava.losses import (
 )
 from panollava.views import make_layout, patch_correspondences
 from panollava.views.correspondence import PatchPairs
+from panollava.views.schema import ViewsConfig
 
 
 def _pair(i, j, idx_i, idx_j):

@@ -6,14 +6,15 @@ import pytest
 import torch
 import transformers
 
-from panollava.config import ViewsConfig
-from panollava.models.adapters.collate import AdapterCollate, AdaptSample
+from panollava.data.sample import PanoSample
+from panollava.models.adapters.collate import AdapterCollate
 from panollava.models.adapters.families import get_family
 from panollava.models.adapters.tiny import build_tiny
 from panollava.models.export import export_hf
 from panollava.models.lora import apply_lora
-from panollava.training.schema import LoraSettings
+from panollava.models.schema import LoraSettings
 from panollava.views import make_layout
+from panollava.views.schema import ViewsConfig
 
 
 @pytest.mark.parametrize("family", ["qwen2_5_vl", "internvl"])
@@ -37,7 +38,7 @@ def test_export_round_trip_same_outputs(tmp_path, family):
         train=False,
         views=make_layout(views).views,
     )
-    batch = collate([AdaptSample(torch.rand(9, 3, 56, 56), "colors")])
+    batch = collate([PanoSample(torch.rand(9, 3, 56, 56), "colors")])
     inputs = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
     with torch.no_grad():
         before = peft_model(**inputs).logits

@@ -7,14 +7,15 @@ import pytest
 import torch
 from torch import nn
 
-from panollava.config import ViewsConfig
-from panollava.models.adapters.collate import AdapterCollate, AdaptSample
+from panollava.data.sample import PanoSample
+from panollava.models.adapters.collate import AdapterCollate
 from panollava.models.adapters.families import FAMILIES, get_family, resolve_module
 from panollava.models.adapters.tiny import build_tiny
 from panollava.models.adapters.wrapper import PanoAdaptModel
 from panollava.models.lora import apply_lora
-from panollava.training.schema import LoraSettings
+from panollava.models.schema import LoraSettings
 from panollava.views import make_layout
+from panollava.views.schema import ViewsConfig
 
 CORPUS = ["the red disc is to the left of a blue star", "colors red and blue"]
 
@@ -30,9 +31,7 @@ def _setup(family, size=56):
 def _samples(n=2, size=56):
     g = torch.Generator().manual_seed(0)
     return [
-        AdaptSample(
-            torch.rand(9, 3, size, size, generator=g), "colors", "red and blue", url=f"p{k}"
-        )
+        PanoSample(torch.rand(9, 3, size, size, generator=g), "colors", "red and blue", url=f"p{k}")
         for k in range(n)
     ]
 

@@ -3,23 +3,23 @@
 import pytest
 import torch
 
-from panollava.config import ViewsConfig
+from panollava.data.sample import PanoSample
 from panollava.losses import (
     DeadLossError,
     OverlapLossConfig,
     build_overlap_loss,
     check_loss_reaches_trainable,
 )
-from panollava.models.adapters.collate import AdaptSample
 from panollava.models.adapters.loading import load_adapter
 from panollava.models.lora import apply_lora
-from panollava.training.schema import LoraSettings
+from panollava.models.schema import LoraSettings
+from panollava.views.schema import ViewsConfig
 
 
 def _batch(la):
     g = torch.Generator().manual_seed(0)
     samples = [
-        AdaptSample(torch.rand(9, 3, 112, 112, generator=g), "colors", "red and blue")
+        PanoSample(torch.rand(9, 3, 112, 112, generator=g), "colors", "red and blue")
         for _ in range(2)
     ]
     batch = la.collate(train=True, max_text_length=64)(samples)

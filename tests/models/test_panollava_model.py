@@ -3,14 +3,14 @@
 import pytest
 import torch
 
-from panollava.config import ViewsConfig
 from panollava.data.collate import PanoCollate
-from panollava.data.datasets import PanoSample
+from panollava.data.sample import PanoSample
 from panollava.data.tokenizer import build_word_tokenizer
 from panollava.losses import OverlapLossConfig, build_overlap_loss
 from panollava.models.panollava.builder import build_panollava
 from panollava.models.panollava.resamplers import ResamplerConfig
 from panollava.models.panollava.schema import PanoLLaVAConfig
+from panollava.views.schema import ViewsConfig
 
 CAPTIONS = ["a red disc is in front", "a blue star is behind the viewer", "colors red and blue"]
 

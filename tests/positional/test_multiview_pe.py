@@ -2,11 +2,11 @@
 
 import torch
 
-from panollava.config import ViewsConfig
 from panollava.geometry import ViewGeometry
 from panollava.positional import MultiViewPE, direction_codes, stitch_keep_index, token_directions
 from panollava.views import make_layout, patch_correspondences
 from panollava.views.layout import ViewLayout, ViewMeta
+from panollava.views.schema import ViewsConfig
 
 
 def test_same_direction_same_code_across_tiles_and_the_seam():

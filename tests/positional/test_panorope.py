@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from panollava.config import ViewsConfig
-from panollava.models.adapters.collate import AdaptSample
+from panollava.data.sample import PanoSample
 from panollava.models.adapters.loading import load_adapter
 from panollava.positional import global_columns, panorope_positions, ring_columns
 from panollava.views import make_layout, patch_correspondences
+from panollava.views.schema import ViewsConfig
 
 
 def test_global_columns_follow_geometry_and_close_the_ring():
@@ -45,12 +45,12 @@ def test_text_after_image_is_greater_and_train_equals_generate(family):
     )
     g = torch.Generator().manual_seed(0)
     views_px = torch.rand(9, 3, 56, 56, generator=g)
-    train = la.collate(train=True)([AdaptSample(views_px, "what is there", "a red disc")])
+    train = la.collate(train=True)([PanoSample(views_px, "what is there", "a red disc")])
     out = la.wrapper.step(train)
     assert torch.isfinite(out.lm_loss)
     # generation, with a second, longer prompt so the first one is left padded
     gen = la.collate(train=False)(
-        [AdaptSample(views_px, "what is there"), AdaptSample(views_px, "what is there a red disc")]
+        [PanoSample(views_px, "what is there"), PanoSample(views_px, "what is there a red disc")]
     )
     la.wrapper.generate(gen, max_new_tokens=2)
     p_train, p_prefill, p_decode = seen[0], seen[1], seen[2]
@@ -82,8 +82,8 @@ def test_resize_layout_reproduces_qwen_default_mrope():
     la = load_adapter("qwen2_5_vl", views, checkpoint="tiny", tiny_corpus=["a red disc"])
     b = la.collate(train=False)(
         [
-            AdaptSample(torch.rand(1, 3, 56, 56), "what is there"),
-            AdaptSample(torch.rand(1, 3, 56, 56), "a"),
+            PanoSample(torch.rand(1, 3, 56, 56), "what is there"),
+            PanoSample(torch.rand(1, 3, 56, 56), "a"),
         ]
     )
     ref, _ = la.wrapper.hf_model.model.get_rope_index(
@@ -107,7 +107,7 @@ def test_resize_layout_reproduces_qwen_default_mrope():
 def test_anyres_positions_differ_from_default_exactly_on_tiles():
     views = ViewsConfig(tile_size=56)
     la = load_adapter("qwen2_5_vl", views, checkpoint="tiny", tiny_corpus=["a"], panorope=True)
-    b = la.collate(train=False)([AdaptSample(torch.rand(9, 3, 56, 56), "what is there")])
+    b = la.collate(train=False)([PanoSample(torch.rand(9, 3, 56, 56), "what is there")])
     ref, _ = la.wrapper.hf_model.model.get_rope_index(
         b["input_ids"],
         b["mm_token_type_ids"],

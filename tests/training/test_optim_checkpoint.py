@@ -78,7 +78,8 @@ def test_precision_policy():
 
 
 def test_non_finite_loss_stops_with_a_bf16_hint():
-    from panollava.training.module import NonFiniteLossError, PanoModule, StepOutput, TrainHParams
+    from panollava.models.base import StepOutput
+    from panollava.training.module import NonFiniteLossError, PanoModule, TrainHParams
 
     class NaNModel(torch.nn.Module):
         def __init__(self):

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from panollava.config import PanoConfig
-from panollava.training.module import StepOutput
+from panollava.models.base import StepOutput
 from panollava.training.schema import StageConfig, TrainConfig
 from panollava.training.trainer import run_training
 

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from panollava.config import ViewsConfig
 from panollava.geometry import pixel_centers, view_rays
 from panollava.views import make_layout, patch_correspondences
 from panollava.views.correspondence import patch_centers_rays
+from panollava.views.schema import ViewsConfig
 
 
 def _brute_force(vi, vj, grid):

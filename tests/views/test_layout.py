@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from panollava.config import ViewsConfig
 from panollava.views import build_viewset, make_layout, required_erp_width
+from panollava.views.schema import ViewsConfig
 
 
 def test_anyres_e2p_defaults_match_the_spec():

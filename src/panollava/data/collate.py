@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import torch
+from jinja2 import Template
 
-__all__ = ["CHATML_TEMPLATE", "VISION_TOKEN", "PanoCollate"]
+__all__ = ["CHATML_TEMPLATE", "VISION_TOKEN", "PanoCollate", "TextBudget"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,45 @@ class SampleLike(Protocol):
     answer: str | None
     references: tuple[str, ...]
     url: str
+
+
+class TextBudget:
+    """The one text-length rule of every collate.
+
+    ``max_text_length`` counts text tokens only — the prompt's text plus the answer and its end
+    token — never image tokens. A prompt that cannot fit is an error (prompts and image tokens
+    are never truncated); a too-long answer is cut to the budget, logged, and counted in
+    :attr:`truncated`.
+    """
+
+    def __init__(self, max_text_length: int) -> None:
+        self.max_text_length = max_text_length
+        self.truncated = 0  # answers truncated so far
+
+    def check_prompt(self, text_tokens: int, query: str) -> None:
+        if text_tokens > self.max_text_length:
+            raise ValueError(
+                f"the prompt alone has {text_tokens} text tokens > max_text_length="
+                f"{self.max_text_length} (image tokens not counted; query {query!r}): "
+                "raise max_text_length — prompts and image tokens are never truncated"
+            )
+
+    def fit_answer(self, answer_ids: list[int], prompt_text_tokens: int) -> list[int]:
+        """``answer_ids`` (end token included) cut to what the prompt leaves of the budget."""
+        budget = self.max_text_length - prompt_text_tokens
+        if len(answer_ids) <= budget:
+            return answer_ids
+        self.truncated += 1
+        log.warning(
+            "answer of %d tokens truncated to %d (max_text_length=%d, prompt %d text tokens; "
+            "%d answers truncated so far)",
+            len(answer_ids),
+            budget,
+            self.max_text_length,
+            prompt_text_tokens,
+            self.truncated,
+        )
+        return answer_ids[:budget]
 
 
 class PanoCollate:
@@ -62,6 +102,7 @@ class PanoCollate:
         self.tokenizer = tokenizer
         self.num_image_tokens = num_image_tokens
         self.max_text_length = max_text_length
+        self.budget = TextBudget(max_text_length)
         self.train = train
         self.vision_token = vision_token
         self.vision_id = self._token_id(vision_token, "vision placeholder")
@@ -70,7 +111,6 @@ class PanoCollate:
         self.pad_id = pad if pad is not None else tokenizer.eos_token_id
         if self.pad_id is None:
             raise ValueError("the tokenizer has neither a pad nor an eos token to pad with")
-        self.truncated = 0  # answers truncated so far (also logged)
 
     def _default_end(self) -> str:
         """``<|im_end|>`` for ChatML tokenizers, else the tokenizer's eos token."""
@@ -99,8 +139,6 @@ class PanoCollate:
                 messages, tokenize=False, add_generation_prompt=True
             )
         else:
-            from jinja2 import Template
-
             text = Template(CHATML_TEMPLATE).render(messages=messages, add_generation_prompt=True)
         ids = self._encode(text)
         at = [i for i, t in enumerate(ids) if t == self.vision_id]
@@ -116,30 +154,12 @@ class PanoCollate:
         """(ids, number of trailing label tokens) of one sample within the text budget."""
         prompt = self.prompt_ids(sample.query)
         text_len = len(prompt) - self.num_image_tokens  # text tokens of the prompt
-        if text_len > self.max_text_length:
-            raise ValueError(
-                f"the prompt alone has {text_len} text tokens > max_text_length="
-                f"{self.max_text_length} (image tokens not counted; query {sample.query!r}): "
-                "raise max_text_length — prompts and image tokens are never truncated"
-            )
+        self.budget.check_prompt(text_len, sample.query)
         if not self.train:
             return prompt, 0
         if sample.answer is None:
             raise ValueError(f"training sample {sample.url!r} has no answer")
-        answer = [*self._encode(sample.answer), self.end_id]
-        budget = self.max_text_length - text_len
-        if len(answer) > budget:
-            self.truncated += 1
-            log.warning(
-                "answer of %d tokens truncated to %d (max_text_length=%d, prompt %d text "
-                "tokens; %d truncated so far)",
-                len(answer),
-                budget,
-                self.max_text_length,
-                text_len,
-                self.truncated,
-            )
-            answer = answer[:budget]
+        answer = self.budget.fit_answer([*self._encode(sample.answer), self.end_id], text_len)
         return prompt + answer, len(answer)
 
     def _pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -53,7 +53,8 @@ def check(
         Path | None, typer.Option("--cache", help="Cache of downloaded http(s) images.")
     ] = None,
     mode: Annotated[
-        str, typer.Option("--mode", help="Image check: decode (catches truncation) or header.")
+        Literal["decode", "header"],
+        typer.Option("--mode", help="Image check: decode (catches truncation) or header."),
     ] = "decode",
     allow: Annotated[
         list[str] | None,

@@ -14,14 +14,12 @@ starts (DataLoader workers get a fresh copy of the dataset per epoch), or index 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 from torch.utils.data import Dataset
 
-from panollava.config import ImageConfig, PanoConfig, ViewsConfig
 from panollava.data.augment import AugmentParams, augment_erp, sample_generator
 from panollava.data.images import ImageLoadError, load_erp
 from panollava.data.quic360 import (
@@ -32,30 +30,26 @@ from panollava.data.quic360 import (
     pair_key,
     read_split,
 )
-from panollava.data.schema import AugmentConfig
+from panollava.data.sample import PanoSample
+from panollava.data.schema import AugmentConfig, DataConfig, ImageConfig
 from panollava.data.validate import ensure_valid
 from panollava.views import build_viewset, required_erp_width
+from panollava.views.schema import ViewsConfig
 
-__all__ = ["DatasetMode", "PanoSample", "PanoramaDataset", "build_dataset", "split_rows"]
+__all__ = ["DatasetMode", "PanoramaDataset", "build_dataset", "split_rows"]
+
+
+class DataSettings(Protocol):
+    """The config sections a dataset reads (the root ``PanoConfig`` is one)."""
+
+    seed: int
+    data: DataConfig
+    image: ImageConfig
+    views: ViewsConfig
+
 
 DatasetMode = Literal["train", "eval"]
 SPLITS = ("train", "valid", "test")
-
-
-@dataclass
-class PanoSample:
-    """One sample. ``views`` is ``(V, 3, h, w)`` float in ``[0, 1]`` (global first, then tiles
-    by yaw, per the configured strategy); ``answer`` is the training target (``None`` in eval
-    mode); ``references`` holds every reference of the (image, query) pair."""
-
-    views: torch.Tensor
-    query: str
-    answer: str | None
-    references: tuple[str, ...]
-    url: str
-    image: Path | None
-    index: int
-    augment: AugmentParams | None = None
 
 
 class PanoramaDataset(Dataset):
@@ -127,10 +121,10 @@ class PanoramaDataset(Dataset):
         row, answer, refs = self._item(index)
         gen = sample_generator(self.seed, epoch, index) if self.augment is not None else None
         views, params = self.load_views(row, gen)
-        return PanoSample(views, row.query, answer, refs, row.url, row.image, index, params)
+        return PanoSample(views, row.query, answer, refs, row.url, row.image, index, augment=params)
 
 
-def split_rows(cfg: PanoConfig, split: str) -> list[Annotation]:
+def split_rows(cfg: DataSettings, split: str) -> list[Annotation]:
     """All rows of ``split`` (``train``/``valid``/``test``): every file listed in ``data``."""
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; valid: {list(SPLITS)}")
@@ -142,7 +136,7 @@ def split_rows(cfg: PanoConfig, split: str) -> list[Annotation]:
 
 
 def build_dataset(
-    cfg: PanoConfig,
+    cfg: DataSettings,
     split: str,
     *,
     mode: DatasetMode = "train",

@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+from torchvision.io import ImageReadMode, decode_jpeg
 
-from panollava.config import ImageConfig
+from panollava.data.schema import ImageConfig
 
 __all__ = [
     "ImageLoadError",
@@ -187,7 +188,6 @@ def decode_jpeg_torch(
     would pick for ``min_width``, so the result matches the CPU path to a level or two. Raises
     :class:`NotTorchDecodable` for files this path does not take (use :func:`load_erp`).
     """
-    from torchvision.io import ImageReadMode, decode_jpeg
 
     cfg = cfg or ImageConfig()
     path = Path(path)

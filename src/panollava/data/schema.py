@@ -6,6 +6,9 @@ aliases), ``data.augment`` the train-time augmentations that respect the sphere.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
 from pydantic import Field
 
 from panollava.strict import StrictModel
@@ -16,6 +19,8 @@ __all__ = [
     "URL_ALIASES",
     "AugmentConfig",
     "ColumnsConfig",
+    "DataConfig",
+    "ImageConfig",
 ]
 
 URL_ALIASES = ("url", "image", "image_path", "path")
@@ -51,3 +56,42 @@ class AugmentConfig(StrictModel):
     brightness: float = Field(0.0, ge=0, lt=1, description="brightness factor range ±x")
     contrast: float = Field(0.0, ge=0, lt=1, description="contrast factor range ±x")
     saturation: float = Field(0.0, ge=0, lt=1, description="saturation factor range ±x")
+
+
+class ImageConfig(StrictModel):
+    """How panorama files are decoded (see ``panollava.data.images``)."""
+
+    aspect_policy: Literal["error", "resample", "pad"] = Field(
+        "resample",
+        description="ERP not 2:1 -> error; resample to 2:1 (warns); pad the poles to 2:1 (warns)",
+    )
+    aspect_tolerance: float = Field(0.02, ge=0, description="relative deviation accepted as 2:1")
+    max_pixels: int = Field(
+        300_000_000, gt=0, description="refuse larger images (decompression-bomb guard)"
+    )
+    draft_decode: bool = Field(True, description="decode JPEGs at reduced scale when views allow")
+    min_size: int = Field(16, ge=1, description="refuse images smaller than this on either side")
+
+
+class DataConfig(StrictModel):
+    """The one place where data paths are set. Later stages refer to splits by name."""
+
+    train: list[Path] = Field(default_factory=list)
+    valid: list[Path] = Field(default_factory=list)
+    test: list[Path] = Field(default_factory=list)
+    image_root: Path | None = Field(
+        None, description="base for relative image paths (default: the table's own folder)"
+    )
+    cache_dir: Path | None = Field(
+        None, description="local cache for http(s) image URLs (`panollava data download --out`)"
+    )
+    columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    skip_invalid: bool = Field(
+        False,
+        description="skip broken rows (listed in the run folder) instead of refusing the data",
+    )
+    check_images: Literal["decode", "header", "off"] = Field(
+        "header",
+        description="image checks before training: full (draft) decode, header only, or none",
+    )

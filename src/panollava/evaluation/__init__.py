@@ -11,27 +11,18 @@
 Submodules are imported on first use so that the CLI starts fast.
 """
 
-from __future__ import annotations
+from panollava._lazy import lazy_exports
 
-import importlib
-from typing import Any
-
-_EXPORTS = {
-    "score_captions": "metrics",
-    "CaptionScores": "metrics",
-    "score_files": "scoring",
-    "load_run_dir": "scoring",
-    "compare_markdown": "compare",
-    "write_report": "report",
-    "run_blind_baseline": "baseline",
-    "judge_items": "judge",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        module = importlib.import_module(f"panollava.evaluation.{_EXPORTS[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module 'panollava.evaluation' has no attribute {name!r}")
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "CaptionScores": "metrics",
+        "compare_markdown": "compare",
+        "judge_items": "judge",
+        "load_run_dir": "scoring",
+        "run_blind_baseline": "baseline",
+        "score_captions": "metrics",
+        "score_files": "scoring",
+        "write_report": "report",
+    },
+)

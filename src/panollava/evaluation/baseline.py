@@ -14,6 +14,7 @@ of a query more than what is in the image.
 
 from __future__ import annotations
 
+import csv
 import math
 import warnings
 from collections import defaultdict
@@ -198,7 +199,6 @@ def run_blind_baseline(
 ) -> dict[str, dict]:
     """Build the baseline, write ``out/predictions.csv`` and one run folder per protocol
     (``out/<protocol>/``); returns protocol -> metrics.json content."""
-    import csv
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

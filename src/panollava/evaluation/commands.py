@@ -8,9 +8,23 @@ import os
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
+from rich.markup import escape
+
+from panollava.cli_support import (
+    BOOTSTRAP_RESAMPLES,
+    BootstrapOption,
+    DeviceOption,
+    DtypeOption,
+    MaxNewTokensOption,
+    console,
+    fail,
+    load_config_or_fail,
+    split_config_args,
+    user_errors,
+)
 
 __all__ = ["register"]
 
@@ -33,9 +47,6 @@ MetricOpt = Annotated[
         help="Metric to compute (repeatable): BLEU, METEOR, ROUGE-L, CIDEr, SPICE. Default: all.",
     ),
 ]
-BootOpt = Annotated[
-    int, typer.Option("--bootstrap", help="Bootstrap resamples for the CIs (0: none).")
-]
 SeedOpt = Annotated[int, typer.Option(help="Bootstrap seed.")]
 CoreNLPOpt = Annotated[
     Path | None,
@@ -46,7 +57,6 @@ CoreNLPOpt = Annotated[
 @contextmanager
 def _clear_errors():
     """Turn the library's input/tool errors into one red line and exit code 2."""
-    from panollava.cli_support import fail
     from panollava.evaluation.javatools import JavaError
     from panollava.evaluation.tables import TableError
 
@@ -54,12 +64,6 @@ def _clear_errors():
         yield
     except (TableError, JavaError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
-
-
-def _console():
-    from panollava.cli_support import console
-
-    return console
 
 
 def score_command(
@@ -80,7 +84,7 @@ def score_command(
         str | None, typer.Option(help="Run name when the file has no method column.")
     ] = None,
     metric: MetricOpt = None,
-    bootstrap: BootOpt = 1000,
+    bootstrap: BootstrapOption = BOOTSTRAP_RESAMPLES,
     seed: SeedOpt = 0,
     allow_missing: Annotated[
         bool,
@@ -107,7 +111,7 @@ def score_command(
             run_name=name,
         )
         typer.echo(metrics_table(collect_runs([out])))
-    _console().print(f"[green]scored {len(meta['runs'])} run(s)[/] ({meta['protocol']}) -> {out}/")
+    console.print(f"[green]scored {len(meta['runs'])} run(s)[/] ({meta['protocol']}) -> {out}/")
 
 
 def compare_command(
@@ -117,7 +121,7 @@ def compare_command(
     reference: Annotated[
         str | None, typer.Option(help="Run to test the others against (default: the first).")
     ] = None,
-    bootstrap: BootOpt = 1000,
+    bootstrap: BootstrapOption = BOOTSTRAP_RESAMPLES,
     seed: SeedOpt = 0,
     out: Annotated[Path | None, typer.Option(help="Also write the markdown here.")] = None,
 ) -> None:
@@ -145,7 +149,7 @@ def report_command(
 
     with _clear_errors():
         md, html = write_report(run_dir, images=images, examples=examples, seed=seed)
-    _console().print(f"[green]report[/] {md} and {html}")
+    console.print(f"[green]report[/] {md} and {html}")
 
 
 def blind_command(
@@ -158,7 +162,7 @@ def blind_command(
         BaselineProtocol, typer.Option(help="Protocol(s) to score.")
     ] = BaselineProtocol.both,
     metric: MetricOpt = None,
-    bootstrap: BootOpt = 1000,
+    bootstrap: BootstrapOption = BOOTSTRAP_RESAMPLES,
     seed: SeedOpt = 0,
     corenlp_dir: CoreNLPOpt = None,
 ) -> None:
@@ -192,7 +196,7 @@ def blind_command(
     if blind:
         typer.echo("")
         typer.echo(published_table(blind))
-    _console().print(f"[green]blind baseline[/] -> {out}/ (predictions.csv, central_captions.csv)")
+    console.print(f"[green]blind baseline[/] -> {out}/ (predictions.csv, central_captions.csv)")
 
 
 def judge_command(
@@ -226,7 +230,6 @@ def judge_command(
     """LLM judge (SYSTEM.md §8 rubric, 20..100) over an OpenAI-compatible chat API."""
     from panollava.evaluation.judge import JudgeConfig, items_from_files, judge_items
 
-    console = _console()
     with _clear_errors():
         items = items_from_files(
             predictions, references, images=images, allow_missing=allow_missing
@@ -275,8 +278,134 @@ def judge_command(
     )
 
 
+def _parse_shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise typer.BadParameter(f"--shard takes K/N (e.g. 0/4), got {text!r}") from None
+    if not 0 <= k < n:
+        raise typer.BadParameter(f"--shard K/N needs 0 <= K < N, got {text!r}")
+    return k, n
+
+
+def eval_command(
+    run: Annotated[
+        Path,
+        typer.Option(
+            "--run",
+            "--run-dir",
+            help="Run folder (runs/<experiment>/<stamp>); spell it --run-dir under torchrun, "
+            "whose own parser claims --run.",
+        ),
+    ],
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="YAML to evaluate with (default: the run's own RUN/config.yaml) and/or dotted "
+            "overrides KEY=VALUE.",
+            show_default=False,
+        ),
+    ] = None,
+    split: Annotated[str, typer.Option(help="Data split to evaluate.")] = "test",
+    max_new_tokens: MaxNewTokensOption = 128,
+    batch_size: Annotated[int, typer.Option(help="Most prompts per generation batch.")] = 16,
+    token_budget: Annotated[
+        int | None,
+        typer.Option(
+            help="Most padded prompt tokens per batch (batch x longest prompt, image tokens "
+            "included)."
+        ),
+    ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="K/N: answer the pairs of shard K of N (whole panoramas, round-robin) into "
+            "predictions.shard-K-of-N.csv (default under torchrun: RANK/WORLD_SIZE; rank 0 "
+            "merges and scores)."
+        ),
+    ] = None,
+    merge: Annotated[
+        int | None,
+        typer.Option(help="Merge the N finished shard files into predictions.csv and score."),
+    ] = None,
+    bootstrap: BootstrapOption = BOOTSTRAP_RESAMPLES,
+    backend: Annotated[
+        Literal["transformers", "vllm"],
+        typer.Option(
+            help="transformers (default, every model) or vllm (PanoAdapt runs without PanoRoPE, "
+            "needs `pip install vllm` and CUDA; generates from the run's merged export)."
+        ),
+    ] = "transformers",
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "auto",
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Only the first N unique pairs (a quick look).")
+    ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Discard predictions in the folder made by a different evaluation (model "
+            "weights, generation settings, views, test table) and start again.",
+        ),
+    ] = False,
+) -> None:
+    """Generate once per (image, query) pair of SPLIT (resumable, shardable), score, report.
+
+    Predictions resume only when everything that shapes them is unchanged (fingerprint.json);
+    otherwise the command stops and says what differs."""
+    # deferred: keeps --help fast
+    from panollava.data.images import ImageLoadError
+    from panollava.data.quic360 import DataError
+    from panollava.evaluation.compare import compare_markdown
+    from panollava.evaluation.provenance import ProvenanceError
+    from panollava.evaluation.run_eval import evaluate_run, merge_and_score
+    from panollava.evaluation.tables import TableError
+    from panollava.evaluation.vllm_backend import VLLMUnavailableError
+    from panollava.inference.run import RunNotTrainedError
+
+    config, overrides = split_config_args(args)
+    if config is None and not (run / "config.yaml").is_file():
+        fail(
+            f"{run} has no config.yaml: pass the YAML to evaluate with, e.g. "
+            f"`panollava eval configs/panoadapt/<recipe>.yaml --run {run}` (zero-shot)"
+        )
+    cfg = load_config_or_fail(config or run / "config.yaml", overrides)
+    known = (FileNotFoundError, DataError, TableError, ImageLoadError, ProvenanceError)
+    if merge is not None:
+        if shard is not None:
+            fail("use either --shard (generate) or --merge (join + score)")
+        with user_errors(*known, ValueError):
+            out = merge_and_score(cfg, run, merge, split=split, n_boot=bootstrap)
+    else:
+        if overwrite and shard is not None:
+            fail(f"--overwrite cannot be combined with shards: delete {run}/eval/{split} first")
+        with user_errors(*known, VLLMUnavailableError, RunNotTrainedError):
+            out = evaluate_run(
+                cfg,
+                run,
+                split=split,
+                max_new_tokens=max_new_tokens,
+                batch_size=batch_size,
+                token_budget=token_budget,
+                n_boot=bootstrap,
+                shard=_parse_shard(shard),
+                backend=backend,
+                device=device,
+                dtype=dtype,
+                limit=limit,
+                overwrite=overwrite,
+            )
+    if (out / "metrics.json").is_file():
+        typer.echo(compare_markdown([out], n_boot=0))
+    console.print(f"[green]evaluation:[/] {escape(str(out))}", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Attach the evaluation commands to the main CLI."""
+    app.command("eval")(eval_command)
     app.command("score")(score_command)
     app.command("compare")(compare_command)
     app.command("report")(report_command)

@@ -28,6 +28,10 @@ from pathlib import Path
 
 from PIL import Image
 
+from panollava.evaluation.report import find_local_image
+from panollava.evaluation.samples import build_sample_sets
+from panollava.evaluation.tables import TableError, read_predictions, read_references
+
 __all__ = [
     "RUBRIC",
     "JudgeConfig",
@@ -278,9 +282,6 @@ def items_from_files(
     With ``images``, every item needs a local image (``ROOT/url`` or ``ROOT/<file name>``);
     without, the judge works from text only and records ``image: null``.
     """
-    from panollava.evaluation.report import find_local_image
-    from panollava.evaluation.samples import build_sample_sets
-    from panollava.evaluation.tables import TableError, read_predictions, read_references
 
     table = read_predictions(predictions)
     refs = read_references(references) if references is not None else None

@@ -13,7 +13,6 @@ bootstrap resamples (:mod:`panollava.evaluation.bootstrap`) recompute the same c
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,8 +268,3 @@ def corpus_from_weights(scores: CaptionScores, weights: np.ndarray) -> dict[str,
         for k, name in enumerate(BLEU_METRICS):
             out[name] = bleus[..., k]
     return {m: out[m] for m in scores.metrics}
-
-
-def is_finite(value: float | None) -> bool:
-    """True for a real number (not None/NaN/inf)."""
-    return value is not None and math.isfinite(value)

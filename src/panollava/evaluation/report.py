@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
+from matplotlib.figure import Figure
 from PIL import Image
 
 from panollava.evaluation.compare import collect_runs, format_with_ci, metrics_table
@@ -91,7 +92,6 @@ def _thumbnail(src: Path, dst: Path) -> None:
 
 
 def _bar_chart(runs: dict[str, LoadedRun], path: Path) -> None:
-    from matplotlib.figure import Figure
 
     metrics = [
         m for m in ALL_METRICS if any(r.entry["metrics"].get(m) is not None for r in runs.values())

@@ -12,14 +12,18 @@ scored by :func:`merge_and_score` (``panollava eval ... --merge N``).
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
-from panollava.config import PanoConfig, save_config
+from panollava.config import PanoConfig
+from panollava.data.datasets import PanoramaDataset, build_dataset, split_rows
+from panollava.data.sample import PanoSample
 from panollava.evaluation.generation import (
     EvalItem,
     image_shards,
@@ -27,28 +31,16 @@ from panollava.evaluation.generation import (
     run_generation,
     unique_items,
 )
-from panollava.training.checkpoint import load_trainable
-from panollava.training.run import RunState
+from panollava.evaluation.provenance import FINGERPRINT_FILE, claim_folder, eval_fingerprint
+from panollava.evaluation.report import write_report
+from panollava.evaluation.scoring import score_files
+from panollava.evaluation.vllm_backend import VLLMPredictor, check_vllm_supported, import_vllm
+from panollava.inference.export import export_run
+from panollava.inference.predictor import Predictor
 
-__all__ = ["evaluate_run", "load_trained_system", "merge_and_score", "shard_path"]
+__all__ = ["evaluate_run", "merge_and_score", "shard_path"]
 
 log = logging.getLogger(__name__)
-
-
-def load_trained_system(cfg: PanoConfig, run_dir: Path):
-    """The run's system with every finished stage's weights loaded, in stage order."""
-    from panollava.systems import build_system
-
-    system = build_system(cfg, run_dir)
-    state = RunState.load(run_dir, [s.name for s in cfg.train.stages])
-    for stage in cfg.train.stages:
-        record = state.record(stage.name)
-        if record.status != "done":
-            continue
-        system.configure_stage(stage)
-        load_trainable(system.model, run_dir / record.weights)
-    system.model.eval()
-    return system
 
 
 def shard_path(out: Path, shard: tuple[int, int]) -> Path:
@@ -63,14 +55,14 @@ def _env_shard() -> tuple[int, int]:
 
 
 def _eval_items(
-    cfg: PanoConfig, split: str, tokenizer, overhead: int = 0
-) -> tuple[list[EvalItem], dict, object]:
-    """The split's unique pairs; ``prompt_tokens`` = query tokens + ``overhead`` (image tokens
-    and template), so ``--token-budget`` bounds what the model really holds per batch."""
-    from panollava.data.datasets import build_dataset
-
-    dataset = build_dataset(cfg, split, mode="eval")
+    dataset: PanoramaDataset, tokenizer, overhead: int = 0, limit: int | None = None
+) -> tuple[list[EvalItem], dict]:
+    """The split's unique pairs (the first ``limit`` of them); ``prompt_tokens`` = query tokens
+    + ``overhead`` (image tokens and template), so ``--token-budget`` bounds what the model
+    really holds per batch."""
     index = {(g.rows[0].url, g.rows[0].query): k for k, g in enumerate(dataset.groups)}
+    if limit is not None:
+        index = dict(list(index.items())[:limit])
     items = [
         EvalItem(
             url,
@@ -79,7 +71,7 @@ def _eval_items(
         )
         for (url, query) in index
     ]
-    return items, index, dataset
+    return items, index
 
 
 class _QuestionSource:
@@ -125,8 +117,6 @@ class _QuestionSource:
                 self._jobs[url] = self._pool.submit(self._load, self._first_row[url])
 
     def __call__(self, key: tuple[str, str]):
-        from panollava.inference import Question
-
         group = self.dataset.groups[self.index[key]]
         row = group.rows[0]
         job = self._jobs.get(row.url)
@@ -138,7 +128,7 @@ class _QuestionSource:
         if left <= 0:  # its last pair: free the views, prefetch the next image
             self._jobs.pop(row.url, None)
         self._submit()
-        return Question(views, row.query, None, group.references, row.url)
+        return PanoSample(views, row.query, None, group.references, row.url)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -152,10 +142,10 @@ def _references(cfg: PanoConfig, split: str) -> Path:
 
 
 def _score(cfg: PanoConfig, split: str, predictions: Path, n_boot: int) -> Path:
-    from panollava.evaluation.report import write_report
-    from panollava.evaluation.scoring import score_files
-
+    """Score (grouped protocol) and report; ``metrics.json`` records the fingerprint."""
     out = predictions.parent
+    fingerprint = json.loads((out / FINGERPRINT_FILE).read_text())
+    limited = fingerprint["generation"].get("limit") is not None
     score_files(
         predictions,
         _references(cfg, split),
@@ -163,7 +153,12 @@ def _score(cfg: PanoConfig, split: str, predictions: Path, n_boot: int) -> Path:
         protocol="grouped",
         n_boot=n_boot,
         run_name=cfg.experiment,
+        allow_missing=limited,  # --limit N scores only the pairs it generated
     )
+    metrics = out / "metrics.json"
+    record = json.loads(metrics.read_text())
+    record["provenance"] = fingerprint
+    metrics.write_text(json.dumps(record, indent=2))
     write_report(out)
     return out
 
@@ -181,8 +176,14 @@ def evaluate_run(
     backend: str = "transformers",
     device: str = "auto",
     dtype: str = "auto",
+    limit: int | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Generate, score (grouped protocol) and report one split; returns the eval folder.
+
+    The split's tables and images are checked before any model loads. Predictions resume only
+    under an identical fingerprint (:mod:`panollava.evaluation.provenance`); ``overwrite``
+    discards others. ``limit``: only the first N unique pairs (a quick look).
 
     With several shards, only the process that merges (rank 0 under torchrun) scores.
     ``backend="vllm"`` generates with vLLM from the run's merged export (PanoAdapt runs only,
@@ -192,9 +193,23 @@ def evaluate_run(
     run_dir = Path(run_dir)
     out = run_dir / "eval" / split
     shard = shard or _env_shard()
+    if overwrite and shard[1] > 1:
+        raise ValueError(
+            "--overwrite with several shards would let one rank delete another's file: "
+            f"delete {out} yourself, then run the shards"
+        )
+    dataset = build_dataset(cfg, split, mode="eval")  # tables and images, before any model
     predictor, tokenizer = _predictor(cfg, run_dir, backend, max_new_tokens, device, dtype)
-    overhead = predictor.prompt_overhead() if hasattr(predictor, "prompt_overhead") else 0
-    items, index, dataset = _eval_items(cfg, split, tokenizer, overhead)
+    generation = {
+        "max_new_tokens": max_new_tokens,
+        "backend": backend,
+        "device_type": str(getattr(predictor, "device", "cuda")).split(":")[0],
+        "dtype": str(getattr(predictor, "dtype", "vllm default")),
+        "limit": limit,
+    }
+    fingerprint = eval_fingerprint(cfg, run_dir, split=split, generation=generation)
+    claim_folder(out, fingerprint, overwrite=overwrite)
+    items, index = _eval_items(dataset, tokenizer, predictor.prompt_overhead(), limit)
 
     questions = _QuestionSource(dataset, index)
 
@@ -221,7 +236,6 @@ def evaluate_run(
     if not _distributed_barrier():
         log.info("shard %d of %d done; merge with `panollava eval ... --merge %d`", k, n, n)
         return out
-    import torch.distributed as dist
 
     try:
         return merge_and_score(cfg, run_dir, n, split=split, n_boot=n_boot) if k == 0 else out
@@ -234,26 +248,20 @@ def _predictor(
 ):
     """``(predictor, tokenizer)`` for ``backend``; anything with ``answer_many(questions)``."""
     if backend == "transformers":
-        from panollava.inference import Predictor
-
-        state = RunState.load(run_dir, [s.name for s in cfg.train.stages])
-        if not state.finished():
-            log.warning(
-                "%s has no finished stage: evaluating the untrained model (zero-shot)", run_dir
-            )
-            if not (run_dir / "config.yaml").exists():
-                run_dir.mkdir(parents=True, exist_ok=True)
-                save_config(cfg, run_dir / "config.yaml")
-        system = load_trained_system(cfg, run_dir)
-        predictor = Predictor(
-            cfg, system, max_new_tokens=max_new_tokens, device=device, dtype=dtype
+        predictor = Predictor.from_run(
+            run_dir,
+            cfg,
+            allow_untrained=True,  # a zero-shot evaluation of the untrained model is allowed
+            max_new_tokens=max_new_tokens,
+            device=device,
+            dtype=dtype,
         )
-        log.info("generating on %s in %s", predictor.device, predictor.dtype)
-        return predictor, system.tokenizer
+        log.info(
+            "generating with %s on %s in %s", predictor.name, predictor.device, predictor.dtype
+        )
+        return predictor, predictor.system.tokenizer
     if backend != "vllm":
         raise ValueError(f"backend must be 'transformers' or 'vllm', got {backend!r}")
-    from panollava.evaluation.vllm_backend import VLLMPredictor, check_vllm_supported, import_vllm
-    from panollava.models.export import export_run
 
     check_vllm_supported(cfg)
     import_vllm()  # fail before the export when vLLM is missing
@@ -270,7 +278,6 @@ def _distributed_barrier() -> bool:
     """Wait for every rank when launched by torchrun (gloo works for CPU and GPU processes)."""
     if "MASTER_ADDR" not in os.environ or int(os.environ.get("WORLD_SIZE", 1)) < 2:
         return False
-    import torch.distributed as dist
 
     if not dist.is_initialized():
         dist.init_process_group("gloo")
@@ -293,9 +300,12 @@ def merge_and_score(
             f"shard files missing: {missing}; run `panollava eval --run {run_dir} "
             f"--shard K/{n_shards}` for each"
         )
-    from panollava.data.datasets import split_rows
-
     pairs = unique_items([EvalItem(r.url, r.query) for r in split_rows(cfg, split)])
+    recorded = out / FINGERPRINT_FILE
+    if not recorded.is_file():
+        raise FileNotFoundError(f"{recorded} missing: the shards were not made by `panollava eval`")
+    limit = json.loads(recorded.read_text())["generation"].get("limit")
+    pairs = pairs[:limit] if limit is not None else pairs
     expected = {it.key for it in pairs}
     merged = merge_shards(shards, out / "predictions.csv.tmp")
     with merged.open(newline="", encoding="utf-8") as f:

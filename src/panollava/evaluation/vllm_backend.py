@@ -1,7 +1,7 @@
 """Optional vLLM generation backend for PanoAdapt runs (``panollava eval ... --backend vllm``).
 
 vLLM serves a standard HF folder, so the run is first exported (LoRA merged, see
-:func:`panollava.models.export.export_run`) to ``RUN/export``. Prompts are the chat turns the
+:func:`panollava.inference.export.export_run`) to ``RUN/export``. Prompts are the chat turns the
 transformers path builds (:func:`~panollava.models.adapters.collate.chat_messages`: one image
 per view, optional view labels, the query) and the images are the same views, so both backends answer the same
 question. Refused, with the reason, for:
@@ -18,7 +18,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+from PIL import Image
+from transformers import AutoProcessor
+
 from panollava.config import PanoConfig
+from panollava.data.sample import PanoSample
+from panollava.models.adapters.collate import chat_messages, view_arrays, view_label
+from panollava.views import make_layout
+from panollava.views.schema import ViewsConfig
 
 __all__ = ["VLLMPredictor", "VLLMUnavailableError", "check_vllm_supported"]
 
@@ -49,7 +57,7 @@ def check_vllm_supported(cfg: PanoConfig) -> None:
 
 def import_vllm():
     try:
-        import vllm
+        import vllm  # optional back end: installed by users who pick --backend vllm
     except ImportError:
         raise VLLMUnavailableError(
             "vLLM is not installed: `pip install vllm` on a CUDA machine, or use the default "
@@ -72,11 +80,6 @@ class VLLMPredictor:
         view_labels: bool = False,
         llm_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        from transformers import AutoProcessor
-
-        from panollava.config import ViewsConfig
-        from panollava.models.adapters.collate import view_label
-        from panollava.views import make_layout
 
         vllm = import_vllm()
         export_dir = Path(export_dir)
@@ -85,6 +88,7 @@ class VLLMPredictor:
             raise VLLMUnavailableError(f"{export_dir} was trained with PanoRoPE (see above)")
         views = ViewsConfig.model_validate(meta["views"])
         layout = make_layout(views)
+        self.views, self.layout = views, layout
         self.processor = AutoProcessor.from_pretrained(export_dir)
         self.labels = [view_label(v) for v in layout.views] if view_labels else None
         self.llm = vllm.LLM(
@@ -96,9 +100,6 @@ class VLLMPredictor:
 
     def requests(self, questions: Sequence[Any]) -> list[dict[str, Any]]:
         """vLLM prompt dicts: the chat-templated text and the views as PIL images."""
-        from PIL import Image
-
-        from panollava.models.adapters.collate import chat_messages, view_arrays
 
         out = []
         for q in questions:
@@ -109,6 +110,17 @@ class VLLMPredictor:
             images = [Image.fromarray(a) for a in view_arrays(q.views)]
             out.append({"prompt": text, "multi_modal_data": {"image": images}})
         return out
+
+    def prompt_overhead(self) -> int:
+        """Prompt tokens besides the query's own (image tokens and chat template), as the
+        export's processor counts them; token budgets count them."""
+        t = self.views.tile_size
+        request = self.requests([PanoSample(torch.zeros(len(self.layout.views), 3, t, t), "x")])[0]
+        ids = self.processor(text=[request["prompt"]], images=request["multi_modal_data"]["image"])[
+            "input_ids"
+        ]
+        own = len(self.processor.tokenizer("x", add_special_tokens=False)["input_ids"])
+        return len(ids[0]) - own
 
     def answer_many(self, questions: Sequence[Any]) -> list[str]:
         outputs = self.llm.generate(self.requests(questions), self.params, use_tqdm=False)

@@ -1,40 +1,26 @@
 """Pure, batched spherical geometry (conventions in :mod:`panollava.geometry.sphere`)."""
 
-from panollava.geometry.projection import (
-    ViewGeometry,
-    erp_coords_for_view,
-    pixel_centers,
-    pixel_to_view,
-    project_to_view,
-    view_rays,
-    view_to_pixel,
-)
-from panollava.geometry.sampling import pad_erp, required_erp_width, sample_erp, sample_views
-from panollava.geometry.sphere import (
-    erp_to_lonlat,
-    lonlat_to_erp,
-    lonlat_to_xyz,
-    rotation_matrix,
-    wrap_lon,
-    xyz_to_lonlat,
-)
+from panollava._lazy import lazy_exports
 
-__all__ = [
-    "ViewGeometry",
-    "erp_coords_for_view",
-    "erp_to_lonlat",
-    "lonlat_to_erp",
-    "lonlat_to_xyz",
-    "pad_erp",
-    "pixel_centers",
-    "pixel_to_view",
-    "project_to_view",
-    "required_erp_width",
-    "rotation_matrix",
-    "sample_erp",
-    "sample_views",
-    "view_rays",
-    "view_to_pixel",
-    "wrap_lon",
-    "xyz_to_lonlat",
-]
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "ViewGeometry": "projection",
+        "erp_coords_for_view": "projection",
+        "erp_to_lonlat": "sphere",
+        "lonlat_to_erp": "sphere",
+        "lonlat_to_xyz": "sphere",
+        "pad_erp": "sampling",
+        "pixel_centers": "projection",
+        "pixel_to_view": "projection",
+        "project_to_view": "projection",
+        "required_erp_width": "sampling",
+        "rotation_matrix": "sphere",
+        "sample_erp": "sampling",
+        "sample_views": "sampling",
+        "view_rays": "projection",
+        "view_to_pixel": "projection",
+        "wrap_lon": "sphere",
+        "xyz_to_lonlat": "sphere",
+    },
+)

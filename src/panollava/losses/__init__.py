@@ -1,24 +1,18 @@
 """Overlap-consistency losses between adjacent views and the dead-loss check."""
 
-from panollava.losses.deadloss import DeadLossError, check_loss_reaches_trainable
-from panollava.losses.overlap import (
-    OverlapLoss,
-    ProjectionHead,
-    build_overlap_loss,
-    covariance_term,
-    densecl_pair,
-    variance_term,
-)
-from panollava.losses.schema import OverlapLossConfig
+from panollava._lazy import lazy_exports
 
-__all__ = [
-    "DeadLossError",
-    "OverlapLoss",
-    "OverlapLossConfig",
-    "ProjectionHead",
-    "build_overlap_loss",
-    "check_loss_reaches_trainable",
-    "covariance_term",
-    "densecl_pair",
-    "variance_term",
-]
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "DeadLossError": "deadloss",
+        "OverlapLoss": "overlap",
+        "OverlapLossConfig": "schema",
+        "ProjectionHead": "overlap",
+        "build_overlap_loss": "overlap",
+        "check_loss_reaches_trainable": "deadloss",
+        "covariance_term": "overlap",
+        "densecl_pair": "overlap",
+        "variance_term": "overlap",
+    },
+)

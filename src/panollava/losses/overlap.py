@@ -75,16 +75,11 @@ def matched_tokens(
     return out, skipped
 
 
-def _vicreg(
-    za: torch.Tensor,
-    zb: torch.Tensor,
-    w: OverlapLossConfig,
-    stats: tuple[torch.Tensor, torch.Tensor] | None = None,
-) -> Parts:
+def _vicreg(za: torch.Tensor, zb: torch.Tensor, w: OverlapLossConfig) -> Parts:
+    """VICReg terms of matched tokens ``(K, D)`` of two tiles."""
     inv = F.mse_loss(za, zb)
-    sa, sb = stats if stats is not None else (za, zb)
-    var = 0.5 * (variance_term(sa) + variance_term(sb))
-    cov = covariance_term(sa) + covariance_term(sb)
+    var = 0.5 * (variance_term(za) + variance_term(zb))
+    cov = covariance_term(za) + covariance_term(zb)
     total = w.inv_weight * inv + w.var_weight * var + w.cov_weight * cov
     return {"total": total, "invariance": inv, "variance": var, "covariance": cov}
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from torch import nn
 
-from panollava.config import ViewsConfig
 from panollava.views import make_layout
+from panollava.views.schema import ViewsConfig
 
 __all__ = ["export_hf", "merge_lora"]
 
@@ -54,45 +54,4 @@ def export_hf(
         **(extra or {}),
     }
     (out_dir / "panorama.json").write_text(json.dumps(panorama, indent=2))
-    return out_dir
-
-
-def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:
-    """Export a trained run folder (every finished stage applied, LoRA merged).
-
-    * PanoAdapt: one HF folder of the family's class + processor + ``panorama.json``.
-    * PanoLLaVA (a custom architecture): its HF parts as standard folders — ``llm/`` (Qwen3 with
-      LoRA merged, plus the tokenizer) and ``vision/`` (the SigLIP tower) — plus
-      ``panollava_heads.safetensors`` (resampler + projector, which only panollava defines),
-      ``config.yaml`` and ``panorama.json``.
-    """
-    from safetensors.torch import save_file
-
-    from panollava.config import save_config
-    from panollava.inference import Predictor
-
-    predictor = Predictor.from_run(run_dir)
-    cfg, system = predictor.cfg, predictor.system
-    out_dir = Path(out_dir)
-    extra = {"source_run": str(Path(run_dir).resolve()), "experiment": cfg.experiment}
-    if cfg.model.system == "panoadapt":
-        return export_hf(
-            system.model.hf_model,
-            system.loaded.processor,
-            out_dir,
-            views=cfg.views,
-            panorope=cfg.model.panorope,
-            extra={**extra, "family": cfg.model.family},
-        )
-    model = system.model
-    export_hf(model.llm, system.tokenizer, out_dir / "llm", views=cfg.views, extra=extra)
-    model.encoder.backbone.save_pretrained(out_dir / "vision", safe_serialization=True)
-    heads = {
-        f"{part}.{k}": v.detach().contiguous().cpu()
-        for part in ("resampler", "projector")
-        for k, v in getattr(model, part).state_dict().items()
-    }
-    save_file(heads, str(out_dir / "panollava_heads.safetensors"))
-    save_config(cfg, out_dir / "config.yaml")
-    (out_dir / "panorama.json").write_text((out_dir / "llm" / "panorama.json").read_text())
     return out_dir

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from peft import LoraConfig, get_peft_model
 from torch import nn
 
-from panollava.training.schema import LoraSettings
+from panollava.models.schema import LoraSettings
 
 __all__ = ["apply_lora", "parameter_summary", "resolve_targets"]
 

@@ -1,27 +1,18 @@
 """Positions for panoramas: PanoRoPE (LLM position ids) and the multi-view PE of PanoLLaVA."""
 
-from panollava.positional.multiview_pe import (
-    MultiViewPE,
-    direction_codes,
-    stitch_keep_index,
-    token_directions,
-)
-from panollava.positional.panorope import (
-    ImageBlock,
-    find_image_blocks,
-    global_columns,
-    panorope_positions,
-    ring_columns,
-)
+from panollava._lazy import lazy_exports
 
-__all__ = [
-    "ImageBlock",
-    "MultiViewPE",
-    "direction_codes",
-    "find_image_blocks",
-    "global_columns",
-    "panorope_positions",
-    "ring_columns",
-    "stitch_keep_index",
-    "token_directions",
-]
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "ImageBlock": "panorope",
+        "MultiViewPE": "multiview_pe",
+        "direction_codes": "multiview_pe",
+        "find_image_blocks": "panorope",
+        "global_columns": "panorope",
+        "panorope_positions": "panorope",
+        "ring_columns": "panorope",
+        "stitch_keep_index": "multiview_pe",
+        "token_directions": "multiview_pe",
+    },
+)

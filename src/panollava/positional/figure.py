@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
-import typer
 
-from panollava.config import ViewsConfig
 from panollava.positional.panorope import global_columns, ring_columns
-from panollava.views import ViewLayout, make_layout
+from panollava.views import ViewLayout
 
-__all__ = ["plot_positions", "register"]
+__all__ = ["plot_positions"]
 
 
 def _view_positions(layout: ViewLayout, grid: tuple[int, int], kind: str) -> list[torch.Tensor]:
@@ -74,23 +72,3 @@ def plot_positions(
     fig.savefig(out_path, dpi=120)
     plt.close(fig)
     return out_path
-
-
-def positions_command(
-    out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")] = Path(
-        "positions.png"
-    ),
-    strategy: Annotated[str, typer.Option(help="View strategy.")] = "anyres_e2p",
-    fov: Annotated[float, typer.Option(help="Tile FoV, degrees.")] = 90.0,
-    overlap: Annotated[float, typer.Option(help="Tile overlap, 0..1.")] = 0.5,
-    grid: Annotated[int, typer.Option(help="Tokens per view side.")] = 16,
-    kind: Annotated[str, typer.Option(help="mrope (Qwen) or 1d (InternVL, Gemma3).")] = "mrope",
-) -> None:
-    """Plot the position each image token receives under PanoRoPE, view by view."""
-    layout = make_layout(ViewsConfig(strategy=strategy, fov_deg=fov, overlap=overlap))
-    path = plot_positions(layout, (grid, grid), out, kind=kind)  # type: ignore[arg-type]
-    typer.echo(str(path))
-
-
-def register(app: typer.Typer) -> None:
-    app.command("positions")(positions_command)

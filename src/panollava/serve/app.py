@@ -20,9 +20,10 @@ from fastapi.responses import HTMLResponse
 from PIL import Image
 from pydantic import BaseModel
 
-from panollava.config import ImageConfig, ViewsConfig
 from panollava.data.images import ImageLoadError, load_erp
+from panollava.data.schema import ImageConfig
 from panollava.views import ViewSet, build_viewset, required_erp_width
+from panollava.views.schema import ViewsConfig
 
 __all__ = ["Answerer", "create_app"]
 

@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+from pytorch_lightning.strategies import DDPStrategy
 
 from panollava.training.schema import StageConfig, TrainConfig
 
@@ -41,7 +42,7 @@ def _loggers(train: TrainConfig, logs_dir: Path, stage: StageConfig) -> list:
     if "tensorboard" in train.loggers:
         loggers.append(TensorBoardLogger(str(logs_dir), name=f"tb_{stage.name}", version=""))
     if "wandb" in train.loggers:
-        from pytorch_lightning.loggers import WandbLogger  # optional dependency
+        from pytorch_lightning.loggers import WandbLogger  # optional back end (wandb)
 
         loggers.append(WandbLogger(name=stage.name, save_dir=str(logs_dir)))
     return loggers
@@ -51,8 +52,6 @@ def _strategy(train: TrainConfig):
     if train.strategy.startswith("deepspeed"):
         return train.strategy  # Lightning resolves the registered deepspeed strategies by name
     if train.strategy == "ddp" and not torch.cuda.is_available():
-        from pytorch_lightning.strategies import DDPStrategy
-
         return DDPStrategy(process_group_backend="gloo")
     return train.strategy
 

@@ -1,7 +1,7 @@
 """The one LightningModule: wires a panorama model, its losses and the optimiser.
 
-The science lives in plain modules. A model plugged in here implements :class:`PanoModel`:
-``step(batch) -> StepOutput`` with the LM loss and, when an overlap loss is configured, the tile
+The science lives in plain modules. A model plugged in here implements
+``step(batch) -> StepOutput`` (:mod:`panollava.models.base`) with the LM loss and, when an overlap loss is configured, the tile
 features and their patch correspondences. The module adds ``weight * overlap`` to the LM loss.
 Gradient accumulation divides the *total* loss uniformly, so the overlap weight's effect does not
 depend on the accumulation factor.
@@ -9,44 +9,22 @@ depend on the accumulation factor.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from panollava.models.base import OverlapFn, StepOutput
 from panollava.training.loader import ResumableLoader
 from panollava.training.optim import build_optimizer, lr_lambda, param_groups
 
-__all__ = ["NonFiniteLossError", "PanoModel", "PanoModule", "StepOutput", "TrainHParams"]
+__all__ = ["NonFiniteLossError", "PanoModule", "TrainHParams"]
 
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN/inf; the run stops instead of training on garbage."""
-
-
-@dataclass
-class StepOutput:
-    """What a model returns for one batch.
-
-    ``features``: tile features ``(B, V, N, D)`` for the overlap loss (None when not needed);
-    ``pairs``: per sample, the ``PatchPairs`` of its adjacent tiles.
-    """
-
-    lm_loss: torch.Tensor | None
-    features: torch.Tensor | None = None
-    pairs: list | None = None
-    logs: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-class PanoModel(Protocol):
-    def step(self, batch: dict[str, Any]) -> StepOutput: ...
-
-
-OverlapFn = Callable[[torch.Tensor, list], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 @dataclass
@@ -188,8 +166,3 @@ def _batch_size(batch: dict[str, Any]) -> int:
         if isinstance(value, torch.Tensor):
             return int(value.shape[0])
     return 1
-
-
-def steps_per_epoch(num_batches: int, accumulate: int) -> int:
-    """Optimiser steps in an epoch of ``num_batches`` micro-batches."""
-    return max(1, math.ceil(num_batches / accumulate))

@@ -62,22 +62,9 @@ class RunState:
     def record(self, name: str) -> StageRecord:
         return next(r for r in self.stages if r.name == name)
 
-    def done(self, name: str) -> bool:
-        return self.record(name).status == "done"
-
     def finished(self) -> list[str]:
         """Names of the finished stages, in stage order."""
         return [r.name for r in self.stages if r.status == "done"]
-
-    def previous_weights(self, name: str) -> Path | None:
-        """Weights of the last finished stage before ``name`` (the starting point of ``name``)."""
-        prior = None
-        for r in self.stages:
-            if r.name == name:
-                return prior
-            if r.status == "done" and r.weights:
-                prior = self.run_dir / r.weights
-        return prior
 
 
 def new_run_dir(cfg: PanoConfig, root: Path | None = None) -> Path:

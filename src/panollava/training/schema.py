@@ -9,18 +9,10 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from panollava.models.schema import LoraSettings
 from panollava.strict import StrictModel
 
-__all__ = ["LoraSettings", "StageConfig", "TrainConfig"]
-
-
-class LoraSettings(StrictModel):
-    """LoRA via PEFT. ``targets``: groups (``language``, ``vision``, ``all``) or module names."""
-
-    r: int = Field(32, ge=1)
-    alpha: int = Field(64, ge=1)
-    dropout: float = Field(0.1, ge=0, lt=1)
-    targets: list[str] = Field(default_factory=lambda: ["language"])
+__all__ = ["StageConfig", "TrainConfig"]
 
 
 class StageConfig(StrictModel):

@@ -11,21 +11,21 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Protocol
 
 import pytorch_lightning as pl
-from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from panollava.config import PanoConfig, save_config
+from panollava.data.datasets import build_dataset
+from panollava.models.base import System
 from panollava.training.checkpoint import load_trainable, save_trainable
 from panollava.training.engine import build_trainer, resolve_precision
 from panollava.training.loader import ResumableLoader
-from panollava.training.module import OverlapFn, PanoModule, TrainHParams
+from panollava.training.module import PanoModule, TrainHParams
 from panollava.training.run import RunState, find_latest_run, new_run_dir
 from panollava.training.schema import StageConfig
 
-__all__ = ["System", "run_training"]
+__all__ = ["preflight", "run_training"]
 
 log = logging.getLogger(__name__)
 
@@ -35,28 +35,6 @@ _RUN_DIR_ENV = "PANOLLAVA_RUN_DIR"
 def _launched_rank() -> int:
     """Global rank of this process as set by a distributed launcher (0 when not launched)."""
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
-
-
-class System(Protocol):
-    """What a panorama model system (PanoLLaVA, a PanoAdapt family) gives the engine."""
-
-    model: nn.Module
-    allow_fp16: bool
-
-    def configure_stage(self, stage: StageConfig) -> None:
-        """Set which parameters train (freeze the rest, add LoRA adapters) for ``stage``."""
-
-    def dataset(self, split: str, stage: StageConfig) -> Dataset:
-        """Training/validation samples of ``split`` for ``stage``."""
-
-    def collate(self, stage: StageConfig) -> Any:
-        """Collate function for ``stage`` (text length limits, answer-only labels)."""
-
-    def overlap_loss(self) -> OverlapFn | None:
-        """The configured overlap loss (an ``nn.Module`` when it has trainable parts)."""
-
-    def check_stage(self, stage: StageConfig, batch: dict[str, Any]) -> None:
-        """Step-0 checks on one batch (e.g. the dead-loss check when an overlap loss is on)."""
 
 
 def _stage_steps(stage: StageConfig, num_samples: int, world_size: int) -> int:
@@ -109,6 +87,34 @@ def _loaders(
             num_workers=cfg.train.num_workers,
         )
     return train, val
+
+
+def preflight(
+    cfg: PanoConfig,
+    *,
+    run_dir: Path | None = None,
+    resume: bool = False,
+    stages: list[str] | None = None,
+) -> Path | None:
+    """What ``train`` checks before any model loads: stage names, every table and image the
+    stages read (``data.check_images``), and, for ``resume``, that there is a run to continue.
+
+    Returns the run folder to use (None: a new one). Creates nothing, so a refused run leaves
+    no empty folder behind.
+    """
+    names = [s.name for s in cfg.train.stages]
+    if not names:
+        raise ValueError("train.stages is empty: nothing to train")
+    unknown = sorted(set(stages or []) - set(names))
+    if unknown:
+        raise ValueError(f"unknown stages {unknown}; this config defines {names}")
+    if run_dir is None and resume:
+        run_dir = find_latest_run(cfg)
+    splits = {s.train_split for s in cfg.train.stages}
+    splits |= {s.valid_split for s in cfg.train.stages if s.valid_split and cfg.data.valid}
+    for split in sorted(splits):
+        build_dataset(cfg, split, mode="train")  # raises DataError naming rows and the fix
+    return run_dir
 
 
 def run_training(

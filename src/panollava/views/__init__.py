@@ -1,18 +1,19 @@
 """Crop strategies: a panorama -> a :class:`ViewSet` (pixels + per-view cameras + adjacency)."""
 
-from panollava.views.correspondence import PatchPairs, patch_correspondences
-from panollava.views.layout import ViewLayout, ViewMeta, make_layout, ring_yaws
-from panollava.views.viewset import ViewSet, build_viewset, build_viewsets, required_erp_width
+from panollava._lazy import lazy_exports
 
-__all__ = [
-    "PatchPairs",
-    "ViewLayout",
-    "ViewMeta",
-    "ViewSet",
-    "build_viewset",
-    "build_viewsets",
-    "make_layout",
-    "patch_correspondences",
-    "required_erp_width",
-    "ring_yaws",
-]
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "PatchPairs": "correspondence",
+        "ViewLayout": "layout",
+        "ViewMeta": "layout",
+        "ViewSet": "viewset",
+        "build_viewset": "viewset",
+        "build_viewsets": "viewset",
+        "make_layout": "layout",
+        "patch_correspondences": "correspondence",
+        "required_erp_width": "viewset",
+        "ring_yaws": "layout",
+    },
+)

@@ -9,13 +9,22 @@ from typing import Annotated
 
 import typer
 
+from panollava.cli_support import console, fail, load_config_or_fail, user_errors
+from panollava.views.schema import Strategy
+
 
 def views_command(
     image: Annotated[Path, typer.Argument(help="Equirectangular panorama (JPEG/PNG/WebP).")],
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Dotted overrides KEY=VALUE, e.g. views.vfov_deg=60.", show_default=False
+        ),
+    ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("views_out"),
     config: Annotated[Path | None, typer.Option(help="YAML config to start from.")] = None,
     strategy: Annotated[
-        str | None, typer.Option(help="Crop strategy (default anyres_e2p).")
+        Strategy | None, typer.Option(help="Crop strategy (default anyres_e2p).")
     ] = None,
     fov: Annotated[float | None, typer.Option(help="Tile field of view, degrees.")] = None,
     overlap: Annotated[float | None, typer.Option(help="Overlap of adjacent tiles, 0..1.")] = None,
@@ -24,15 +33,16 @@ def views_command(
     ] = None,
     size: Annotated[int | None, typer.Option(help="Tile size in pixels.")] = None,
     pitch: Annotated[list[float] | None, typer.Option(help="Ring pitch(es), repeatable.")] = None,
-    global_view: Annotated[bool | None, typer.Option("--global/--no-global")] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Extra dotted overrides, e.g. views.vfov_deg=60"),
+    global_view: Annotated[
+        bool | None,
+        typer.Option(
+            "--global/--no-global",
+            help="Add (or drop) the whole-panorama view; default: the strategy's own choice.",
+        ),
     ] = None,
 ) -> None:
     """Write view_XX.png, views.json (py360convert angle conventions) and views.png."""
-    from panollava.cli_support import console, load_config_or_fail, user_errors
-    from panollava.data.images import ImageLoadError, load_erp
+    from panollava.data.images import ImageLoadError, load_erp  # deferred: keeps --help fast
     from panollava.views import build_viewset, required_erp_width
     from panollava.views.figure import save_views_figure
     from panollava.views.io import save_viewset
@@ -46,8 +56,11 @@ def views_command(
         "pitch_deg": pitch,
         "global_view": global_view,
     }
-    overrides = [f"views.{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
-    cfg = load_config_or_fail(config, [*overrides, *(set_ or [])])
+    flags_overrides = [f"views.{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
+    bad = [o for o in overrides or [] if not o.startswith("views.") and not o.startswith("image.")]
+    if bad:
+        fail(f"views takes views.* and image.* overrides only, got {bad}")
+    cfg = load_config_or_fail(config, [*flags_overrides, *(overrides or [])])
     t0 = time.perf_counter()
     with user_errors(ImageLoadError):
         erp = load_erp(image, cfg=cfg.image, min_width=required_erp_width(cfg.views))

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from panollava.config import ViewsConfig
 from panollava.geometry import ViewGeometry
+from panollava.views.schema import ViewsConfig
 
 __all__ = ["ViewKind", "ViewLayout", "ViewMeta", "make_layout", "ring_yaws"]
 

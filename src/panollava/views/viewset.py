@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import torch
 
-from panollava.config import ViewsConfig
 from panollava.geometry import required_erp_width as _required_width
 from panollava.geometry import sample_views
 from panollava.views.layout import ViewLayout, ViewMeta, make_layout
+from panollava.views.schema import ViewsConfig
 
 __all__ = ["ViewSet", "build_viewset", "build_viewsets", "required_erp_width"]
 

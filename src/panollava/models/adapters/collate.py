@@ -9,25 +9,14 @@ prompt that cannot fit is an error rather than a silent truncation into the imag
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from panollava.data.sample import PanoSample
 from panollava.views import ViewMeta
 
-__all__ = ["AdaptSample", "AdapterCollate", "view_label"]
-
-
-@dataclass
-class AdaptSample:
-    """One panorama question: views ``(V, 3, h, w)`` in ``[0, 1]``, the query, maybe the answer."""
-
-    views: torch.Tensor
-    query: str
-    answer: str | None = None
-    url: str = ""
-    references: tuple[str, ...] = ()
+__all__ = ["AdapterCollate", "view_label"]
 
 
 def view_label(view: ViewMeta) -> str:
@@ -55,7 +44,7 @@ def view_arrays(views: torch.Tensor) -> list[np.ndarray]:
 
 
 class AdapterCollate:
-    """``list[AdaptSample] -> batch`` for ``PanoAdaptModel`` (processor outputs + labels)."""
+    """``list[PanoSample] -> batch`` for ``PanoAdaptModel`` (processor outputs + labels)."""
 
     def __init__(
         self,
@@ -76,7 +65,7 @@ class AdapterCollate:
         self.train = train
         self.labels = [view_label(v) for v in views] if (view_labels and views) else None
 
-    def messages(self, sample: AdaptSample) -> list[dict]:
+    def messages(self, sample: PanoSample) -> list[dict]:
         """The chat turn of ``sample`` (see :func:`chat_messages`)."""
         return chat_messages(sample.views.shape[0], sample.query, self.labels)
 
@@ -89,7 +78,7 @@ class AdapterCollate:
         ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
         return answer if len(ids) <= budget else self.tokenizer.decode(ids[:budget])
 
-    def __call__(self, samples: Sequence[AdaptSample]) -> dict:
+    def __call__(self, samples: Sequence[PanoSample]) -> dict:
         prompts = [
             self.processor.apply_chat_template(self.messages(s), add_generation_prompt=True)
             for s in samples

@@ -10,13 +10,13 @@ from typing import Any
 import torch
 import transformers
 
-from panollava.config import ViewsConfig
 from panollava.models.adapters.collate import AdapterCollate
 from panollava.models.adapters.families import FamilyFacts, get_family, resolve_module
 from panollava.models.adapters.tiny import build_tiny
 from panollava.models.adapters.wrapper import PanoAdaptModel
 from panollava.positional import panorope_positions
 from panollava.views import make_layout
+from panollava.views.schema import ViewsConfig
 
 __all__ = ["LoadedAdapter", "load_adapter", "token_grid_for"]
 

@@ -10,10 +10,12 @@ import torch
 from torch import nn
 
 from panollava.config import PanoConfig
+from panollava.data.datasets import build_dataset, split_rows
 from panollava.losses import build_overlap_loss, check_loss_reaches_trainable
 from panollava.models.adapters.loading import load_adapter
+from panollava.models.base import Stage
+from panollava.models.export import export_hf
 from panollava.models.lora import apply_lora, parameter_summary
-from panollava.training.schema import StageConfig
 
 __all__ = ["PanoAdaptSystem", "build_panoadapt_system"]
 
@@ -33,7 +35,7 @@ class PanoAdaptSystem:
         self._overlap: nn.Module | None = None
         self._lora = False
 
-    def configure_stage(self, stage: StageConfig) -> None:
+    def configure_stage(self, stage: Stage) -> None:
         wrapper = self.model
         if stage.lora is not None and not self._lora:
             wrapper.hf_model = apply_lora(
@@ -55,12 +57,11 @@ class PanoAdaptSystem:
             100 * trainable / max(total, 1),
         )
 
-    def dataset(self, split: str, stage: StageConfig):
-        from panollava.data.datasets import build_dataset
+    def dataset(self, split: str, stage: Stage):
 
         return build_dataset(self.cfg, split, mode="train", run_dir=self.run_dir)
 
-    def collate(self, stage: StageConfig):
+    def collate(self, stage: Stage):
         collate = self.loaded.collate(
             train=True,
             max_text_length=stage.max_text_length,
@@ -91,7 +92,21 @@ class PanoAdaptSystem:
             self._overlap = build_overlap_loss(self.cfg.overlap_loss, in_dim=dim)
         return self._overlap
 
-    def check_stage(self, stage: StageConfig, batch: dict[str, Any]) -> None:
+    def export(self, out_dir: Path, extra: dict[str, Any]) -> Path:
+        """One HF folder of the family's class (LoRA merged) + processor + ``panorama.json``."""
+        return export_hf(
+            self.model.hf_model,
+            self.loaded.processor,
+            out_dir,
+            views=self.cfg.views,
+            panorope=self.cfg.model.panorope,
+            extra={**extra, "family": self.cfg.model.family},
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {"system": "panoadapt", "family": self.cfg.model.family}
+
+    def check_stage(self, stage: Stage, batch: dict[str, Any]) -> None:
         """Step 0: the overlap loss must reach a trainable parameter (else stop, naming the cause)."""
         if stage.overlap_weight <= 0:
             return
@@ -103,7 +118,6 @@ class PanoAdaptSystem:
 
 def build_panoadapt_system(cfg: PanoConfig, run_dir: Path | None = None) -> PanoAdaptSystem:
     """Load the family model (pretrained or ``source: tiny``) for ``cfg.model``."""
-    from panollava.data.datasets import split_rows
 
     mcfg = cfg.model
     corpus = None

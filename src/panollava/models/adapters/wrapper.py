@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from panollava.training.module import StepOutput
+from panollava.models.base import StepOutput
 from panollava.views import ViewLayout, patch_correspondences
 
 __all__ = ["PanoAdaptModel"]

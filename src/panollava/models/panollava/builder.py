@@ -12,14 +12,14 @@ from transformers import (
     SiglipVisionConfig,
 )
 
-from panollava.config import ViewsConfig
 from panollava.models.panollava.encoder import VisionEncoder
 from panollava.models.panollava.model import PanoLLaVA
 from panollava.models.panollava.projector import PanoramaProjector
-from panollava.models.panollava.resamplers import resampler_from_config
+from panollava.models.panollava.resamplers.registry import resampler_from_config
 from panollava.models.panollava.schema import PanoLLaVAConfig, TinySizes
 from panollava.positional import MultiViewPE, stitch_keep_index
 from panollava.views import make_layout
+from panollava.views.schema import ViewsConfig
 
 __all__ = ["build_panollava", "tiny_llm", "tiny_vision_encoder"]
 

@@ -12,9 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from panollava.models.base import StepOutput
 from panollava.models.panollava.encoder import VisionEncoder
 from panollava.models.panollava.projector import PanoramaProjector
-from panollava.training.module import StepOutput
 from panollava.views import ViewLayout, patch_correspondences
 
 __all__ = ["PanoLLaVA"]

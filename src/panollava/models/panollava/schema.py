@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from panollava.models.panollava.resamplers.config import (
+from panollava.models.panollava.resamplers.schema import (
     ResamplerConfig,
     check_resampler_compatibility,
 )

@@ -6,15 +6,27 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from safetensors.torch import load_file, save_file
 from torch import nn
+from transformers import AutoTokenizer
 
-from panollava.config import PanoConfig
+from panollava.config import PanoConfig, load_config, save_config
+from panollava.data.collate import PanoCollate
+from panollava.data.datasets import build_dataset
 from panollava.losses import build_overlap_loss, check_loss_reaches_trainable
+from panollava.models.base import Stage
+from panollava.models.export import export_hf
 from panollava.models.lora import apply_lora, parameter_summary
+from panollava.models.panollava.builder import build_panollava
 from panollava.models.panollava.model import PanoLLaVA
-from panollava.training.schema import StageConfig
 
-__all__ = ["LLM_LORA_GROUPS", "PanoLLaVASystem", "build_panollava_system"]
+__all__ = [
+    "HEADS_FILE",
+    "LLM_LORA_GROUPS",
+    "PanoLLaVASystem",
+    "build_panollava_system",
+    "load_panollava_export",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +51,7 @@ class PanoLLaVASystem:
         self.run_dir: Path | None = None
 
     # ------------------------------------------------------------------ stages
-    def configure_stage(self, stage: StageConfig) -> None:
+    def configure_stage(self, stage: Stage) -> None:
         unknown = sorted(set(stage.trainable) - set(TRAINABLE_PARTS))
         if unknown:
             raise ValueError(
@@ -72,14 +84,12 @@ class PanoLLaVASystem:
         )
 
     # -------------------------------------------------------------------- data
-    def dataset(self, split: str, stage: StageConfig):
-        from panollava.data.datasets import build_dataset
+    def dataset(self, split: str, stage: Stage):
 
         run_dir = self.run_dir
         return build_dataset(self.cfg, split, mode="train", run_dir=run_dir)
 
-    def collate(self, stage: StageConfig):
-        from panollava.data.collate import PanoCollate
+    def collate(self, stage: Stage):
 
         collate = PanoCollate(
             self.tokenizer,
@@ -98,7 +108,6 @@ class PanoLLaVASystem:
         return collate_fn
 
     def eval_collate(self, max_text_length: int = 128):
-        from panollava.data.collate import PanoCollate
 
         return PanoCollate(
             self.tokenizer,
@@ -132,7 +141,28 @@ class PanoLLaVASystem:
             self._overlap = build_overlap_loss(self.cfg.overlap_loss, in_dim=dim)
         return self._overlap
 
-    def check_stage(self, stage: StageConfig, batch: dict[str, Any]) -> None:
+    def export(self, out_dir: Path, extra: dict[str, Any]) -> Path:
+        """PanoLLaVA is a custom architecture: its HF parts as standard folders — ``llm/``
+        (Qwen3, LoRA merged, plus the tokenizer) and ``vision/`` (the SigLIP tower) — plus
+        ``panollava_heads.safetensors`` (resampler + projector, which only panollava defines),
+        ``config.yaml`` and ``panorama.json``."""
+        model = self.model
+        export_hf(model.llm, self.tokenizer, out_dir / "llm", views=self.cfg.views, extra=extra)
+        model.encoder.backbone.save_pretrained(out_dir / "vision", safe_serialization=True)
+        heads = {
+            f"{part}.{k}": v.detach().contiguous().cpu()
+            for part in ("resampler", "projector")
+            for k, v in getattr(model, part).state_dict().items()
+        }
+        save_file(heads, str(out_dir / HEADS_FILE))
+        save_config(self.cfg, out_dir / "config.yaml")
+        (out_dir / "panorama.json").write_text((out_dir / "llm" / "panorama.json").read_text())
+        return out_dir
+
+    def describe(self) -> dict[str, Any]:
+        return {"system": "panollava", "resampler": self.cfg.model.resampler.type}
+
+    def check_stage(self, stage: Stage, batch: dict[str, Any]) -> None:
         """Step 0: an enabled overlap loss must reach a trainable parameter (dead-loss check)."""
         if stage.overlap_weight <= 0:
             return
@@ -145,11 +175,33 @@ class PanoLLaVASystem:
         log.info("stage %s: overlap loss reaches %s", stage.name, reached)
 
 
+HEADS_FILE = "panollava_heads.safetensors"
+
+
+def load_panollava_export(export_dir: Path) -> PanoLLaVASystem:
+    """The inverse of :meth:`PanoLLaVASystem.export`: the HF parts from ``llm/`` and
+    ``vision/``, the resampler and projector from :data:`HEADS_FILE`, the views of its config."""
+    cfg = load_config(export_dir / "config.yaml")
+    model_cfg = cfg.model.model_copy(
+        update={
+            "source": "pretrained",
+            "vision_name": str(export_dir / "vision"),
+            "llm_name": str(export_dir / "llm"),
+            "tokenizer": str(export_dir / "llm"),
+        }
+    )
+    cfg = cfg.model_copy(update={"model": model_cfg})
+    system = build_panollava_system(cfg)
+    heads = load_file(str(export_dir / HEADS_FILE))
+    for part in ("resampler", "projector"):
+        state = {k[len(part) + 1 :]: v for k, v in heads.items() if k.startswith(f"{part}.")}
+        getattr(system.model, part).load_state_dict(state, strict=True)
+    system.model.eval()
+    return system
+
+
 def build_panollava_system(cfg: PanoConfig, run_dir: Path | None = None) -> PanoLLaVASystem:
     """Tokenizer + model for ``cfg.model`` (a :class:`PanoLLaVAConfig`)."""
-    from transformers import AutoTokenizer
-
-    from panollava.models.panollava.builder import build_panollava
 
     mcfg = cfg.model
     name = mcfg.tokenizer or (None if mcfg.source == "tiny" else mcfg.llm_name)

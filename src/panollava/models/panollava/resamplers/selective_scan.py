@@ -36,7 +36,9 @@ MambaBackend = Literal["auto", "mambapy", "mamba_ssm"]
 def mamba_ssm_selective_scan() -> Callable[..., torch.Tensor]:
     """The CUDA ``selective_scan_fn``; ImportError (with the fix) when mamba-ssm is missing."""
     try:
-        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+        from mamba_ssm.ops.selective_scan_interface import (  # optional back end (CUDA)
+            selective_scan_fn,
+        )
     except ImportError as exc:
         raise ImportError(
             "resampler backend 'mamba_ssm' needs the mamba-ssm package with its CUDA kernels "

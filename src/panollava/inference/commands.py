@@ -1,4 +1,5 @@
-"""``panollava infer``: answer a query about one panorama with a trained run or a VLM family."""
+"""``panollava infer`` and ``export``: answer a query about one panorama with a trained run or a
+VLM family; write a run as standard model folders."""
 
 from __future__ import annotations
 
@@ -7,43 +8,26 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from panollava.cli_support import DeviceOption, DtypeOption
+from panollava.cli_support import (
+    DeviceOption,
+    DtypeOption,
+    MaxNewTokensOption,
+    console,
+    fail,
+    user_errors,
+)
+from panollava.models.adapters.schema import Family
 
 
-def load_predictor(
-    run: Path | None,
-    family: str,
-    model: str | None,
-    size: int,
-    max_new_tokens: int,
-    *,
-    tiny_corpus: list[str] | None = None,
-    device: str = "auto",
-    dtype: str = "auto",
-):
-    """A :class:`~panollava.inference.Predictor` for ``--run`` or ``--family/--model``.
+def open_predictor(run: Path | None, family: str, model: str | None, size: int, **kwargs):
+    """:meth:`Predictor.open` with clear exit-2 errors for unusable run folders."""
+    from panollava.inference.predictor import Predictor  # deferred: keeps --help fast
+    from panollava.inference.run import RunNotTrainedError
 
-    Exits with a clear message (code 2) when the run folder is not usable.
-    """
-    from panollava.cli_support import user_errors
-    from panollava.config import ViewsConfig
-    from panollava.inference import Predictor, RunNotTrainedError
-
-    if run is not None:
-        with user_errors(FileNotFoundError, RunNotTrainedError):
-            return Predictor.from_run(
-                run, max_new_tokens=max_new_tokens, device=device, dtype=dtype
-            )
-    return Predictor.from_family(
-        family,
-        model,
-        views=ViewsConfig(tile_size=size),
-        max_new_tokens=max_new_tokens,
-        tiny_corpus=tiny_corpus,
-        device=device,
-        dtype=dtype,
-    )
+    with user_errors(FileNotFoundError, RunNotTrainedError):
+        return Predictor.open(run, family, model, size, **kwargs)
 
 
 def infer_command(
@@ -57,10 +41,7 @@ def infer_command(
             "weights, views and image settings.",
         ),
     ] = None,
-    family: Annotated[
-        str,
-        typer.Option(help="Without --run: VLM family (qwen2_5_vl, qwen2_vl, internvl, gemma3)."),
-    ] = "qwen2_5_vl",
+    family: Annotated[Family, typer.Option(help="Without --run: VLM family.")] = "qwen2_5_vl",
     model: Annotated[
         str | None,
         typer.Option(
@@ -70,7 +51,7 @@ def infer_command(
         ),
     ] = None,
     size: Annotated[int, typer.Option(help="Without --run: tile size in pixels.")] = 448,
-    max_new_tokens: Annotated[int, typer.Option(help="Greedy decoding length.")] = 128,
+    max_new_tokens: MaxNewTokensOption = 128,
     show_views: Annotated[
         Path | None, typer.Option(help="Also write the views figure and files to this folder.")
     ] = None,
@@ -78,13 +59,19 @@ def infer_command(
     dtype: DtypeOption = "auto",
 ) -> None:
     """Print the model's answer for QUERY about IMAGE (views built exactly as in training)."""
-    from panollava.cli_support import console, fail, user_errors
-    from panollava.data.images import ImageLoadError
+    from panollava.data.images import ImageLoadError  # deferred: keeps --help fast
 
     if not image.is_file():  # before loading a model that may take minutes
         fail(f"file not found: {image}")
-    predictor = load_predictor(
-        run, family, model, size, max_new_tokens, tiny_corpus=[query], device=device, dtype=dtype
+    predictor = open_predictor(
+        run,
+        family,
+        model,
+        size,
+        max_new_tokens=max_new_tokens,
+        tiny_corpus=[query],
+        device=device,
+        dtype=dtype,
     )
     with user_errors(ImageLoadError):
         erp, viewset = predictor.load(image)
@@ -95,9 +82,7 @@ def infer_command(
         save_viewset(viewset, show_views, source=image)
         save_views_figure(erp, viewset, show_views / "views.png")
     typer.echo(predictor.answer(viewset, query))
-    summary = {"model": predictor.name, "views": len(viewset)}
-    if predictor.cfg.model is not None and predictor.cfg.model.system == "panoadapt":
-        summary["family"] = predictor.cfg.model.family
+    summary = {"model": predictor.name, "views": len(viewset), **predictor.system.describe()}
     console.print(json.dumps(summary, ensure_ascii=False), highlight=False, soft_wrap=True)
 
 
@@ -106,15 +91,14 @@ def export_command(
     out: Annotated[Path, typer.Option("--out", help="Folder to write (must not exist).")],
 ) -> None:
     """Merge LoRA and save the run's model as standard HF folder(s) (safetensors) + panorama.json."""
-    from panollava.cli_support import console, fail, user_errors
-    from panollava.inference import RunNotTrainedError
-    from panollava.models.export import export_run
+    from panollava.inference.export import export_run  # deferred: keeps --help fast
+    from panollava.inference.run import RunNotTrainedError
 
     if out.exists():
         fail(f"{out} exists; choose a new folder")
     with user_errors(FileNotFoundError, RunNotTrainedError):
         done = export_run(run, out)
-    console.print(f"[green]exported:[/] {done}")
+    console.print(f"[green]exported:[/] {escape(str(done))}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

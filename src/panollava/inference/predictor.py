@@ -14,31 +14,25 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from panollava.config import ImageConfig, PanoConfig, ViewsConfig
-from panollava.views import ViewSet, build_viewset, required_erp_width
+from panollava.config import PanoConfig
+from panollava.data.images import load_erp
+from panollava.data.sample import PanoSample
+from panollava.data.schema import ImageConfig
+from panollava.inference.run import load_run
+from panollava.models.adapters.loading import load_adapter
+from panollava.models.adapters.schema import PanoAdaptConfig
+from panollava.models.adapters.system import PanoAdaptSystem
+from panollava.models.base import System
+from panollava.models.panollava.system import HEADS_FILE, load_panollava_export
+from panollava.views import ViewSet, build_viewset, make_layout, required_erp_width
+from panollava.views.schema import ViewsConfig
 
-__all__ = ["Predictor", "Question", "RunNotTrainedError", "resolve_device", "resolve_dtype"]
-
-
-class RunNotTrainedError(RuntimeError):
-    """The run folder holds no finished stage, so there are no trained weights to answer with."""
-
-
-@dataclass
-class Question:
-    """One panorama question in the shape both collates read: views ``(V, 3, h, w)`` in ``[0, 1]``."""
-
-    views: torch.Tensor
-    query: str
-    answer: str | None = None
-    references: tuple[str, ...] = ()
-    url: str = ""
+__all__ = ["Predictor", "resolve_device", "resolve_dtype"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -70,7 +64,7 @@ class Predictor:
     def __init__(
         self,
         cfg: PanoConfig,
-        system: Any,
+        system: System,
         *,
         max_new_tokens: int = 128,
         name: str = "",
@@ -92,36 +86,73 @@ class Predictor:
     def from_run(
         cls,
         run_dir: str | Path,
+        cfg: PanoConfig | None = None,
+        *,
+        allow_untrained: bool = False,
+        max_new_tokens: int = 128,
+        device: str | torch.device = "auto",
+        dtype: str | torch.dtype = "auto",
+    ) -> Predictor:
+        """The model of a ``panollava train`` run folder (:func:`~panollava.inference.run.load_run`:
+        every finished stage's weights; ``allow_untrained`` for a zero-shot evaluation)."""
+        run = load_run(run_dir, cfg, allow_untrained=allow_untrained)
+        return cls(
+            run.cfg,
+            run.system,
+            max_new_tokens=max_new_tokens,
+            name=run.name,
+            device=device,
+            dtype=dtype,
+        )
+
+    @classmethod
+    def open(
+        cls,
+        run: Path | None,
+        family: str,
+        model: str | None,
+        size: int,
+        max_new_tokens: int,
+        *,
+        tiny_corpus: list[str] | None = None,
+        device: str = "auto",
+        dtype: str = "auto",
+    ) -> Predictor:
+        """What ``infer``/``serve`` answer with: ``--run`` or ``--family/--model`` (tile ``size``)."""
+        if run is not None:
+            return cls.from_run(run, max_new_tokens=max_new_tokens, device=device, dtype=dtype)
+        if model is not None and (Path(model) / HEADS_FILE).is_file():
+            return cls.from_panollava_export(
+                model, max_new_tokens=max_new_tokens, device=device, dtype=dtype
+            )
+        return cls.from_family(
+            family,
+            model,
+            views=ViewsConfig(tile_size=size),
+            max_new_tokens=max_new_tokens,
+            tiny_corpus=tiny_corpus,
+            device=device,
+            dtype=dtype,
+        )
+
+    @classmethod
+    def from_panollava_export(
+        cls,
+        export_dir: str | Path,
         *,
         max_new_tokens: int = 128,
         device: str | torch.device = "auto",
         dtype: str | torch.dtype = "auto",
     ) -> Predictor:
-        """The model of a ``panollava train`` run folder, every finished stage's weights loaded."""
-        from panollava.config import load_config
-        from panollava.evaluation.run_eval import load_trained_system
-        from panollava.training.run import RunState
-
-        run_dir = Path(run_dir)
-        config = run_dir / "config.yaml"
-        if not config.is_file():
-            raise FileNotFoundError(
-                f"{run_dir} is not a run folder (no config.yaml); pass the folder "
-                "`panollava train` printed, e.g. runs/<experiment>/<timestamp>"
-            )
-        cfg = load_config(config)
-        state = RunState.load(run_dir, [s.name for s in cfg.train.stages])
-        done = state.finished()
-        if not done:
-            raise RunNotTrainedError(
-                f"{run_dir} has no finished stage (stages.json: "
-                f"{[(r.name, r.status) for r in state.stages]}); finish training with "
-                f"`panollava train {config} --run-dir {run_dir} --resume`"
-            )
-        system = load_trained_system(cfg, run_dir)
-        name = f"{cfg.experiment} ({run_dir.name}, stages: {', '.join(done)})"
+        """A PanoLLaVA model written by ``panollava export`` (its views and image settings)."""
+        system = load_panollava_export(Path(export_dir))
         return cls(
-            cfg, system, max_new_tokens=max_new_tokens, name=name, device=device, dtype=dtype
+            system.cfg,
+            system,
+            max_new_tokens=max_new_tokens,
+            name=f"{system.cfg.experiment} (export {Path(export_dir).name})",
+            device=device,
+            dtype=dtype,
         )
 
     @classmethod
@@ -142,10 +173,6 @@ class Predictor:
         and PanoRoPE setting are used (they are what the model was trained with), overriding
         ``family`` and ``views``.
         """
-        from panollava.models.adapters.loading import load_adapter
-        from panollava.models.adapters.schema import PanoAdaptConfig
-        from panollava.models.adapters.system import PanoAdaptSystem
-
         views = views or ViewsConfig()
         tiny = model == "tiny"
         panorope = False
@@ -192,14 +219,12 @@ class Predictor:
 
     def load(self, image: str | Path) -> tuple[torch.Tensor, ViewSet]:
         """Decode ``image`` (at the resolution the views need) and cut its views."""
-        from panollava.data.images import load_erp
-
         need = required_erp_width(self.views_cfg)
         erp = load_erp(image, cfg=self.image_cfg, min_width=need)  # (3, H, W)
         return erp, build_viewset(erp, self.views_cfg)
 
     @torch.no_grad()
-    def answer_many(self, questions: Sequence[Question]) -> list[str]:
+    def answer_many(self, questions: Sequence[PanoSample]) -> list[str]:
         """Answers for a batch of questions (one generate call)."""
         batch = self.to_device(self._collate(list(questions)))
         new = self.system.generate(batch, max_new_tokens=self.max_new_tokens)
@@ -209,12 +234,10 @@ class Predictor:
     def prompt_overhead(self) -> int:
         """Prompt tokens besides the query's own: image tokens and chat template (an estimate
         for dynamic-resolution ``native`` inputs). Token budgets count them."""
-        from panollava.views import make_layout
-
         layout = make_layout(self.views_cfg)
         t = self.views_cfg.tile_size
         shape = (1, 3, t, 2 * t) if layout.native else (len(layout.views), 3, t, t)
-        ids = self._collate([Question(torch.zeros(shape), "x")])["input_ids"]
+        ids = self._collate([PanoSample(torch.zeros(shape), "x")])["input_ids"]
         own = len(self.system.tokenizer("x", add_special_tokens=False)["input_ids"])
         return int(ids.shape[1]) - own
 
@@ -230,4 +253,4 @@ class Predictor:
 
     def answer(self, viewset: ViewSet, query: str) -> str:
         """The answer to ``query`` about the panorama cut into ``viewset``."""
-        return self.answer_many([Question(viewset.pixels, query)])[0]
+        return self.answer_many([PanoSample(viewset.pixels, query)])[0]
