@@ -227,7 +227,7 @@ def test_seam_and_pole_shares_raise_those_objects():
     assert pole0 == 0.0 and 0.3 < seam0 < 0.6  # 35% forced, a few more by chance
     seam1, pole1 = shares(seam_share=0.8, pole_share=0.5)
     assert seam1 > seam0 + 0.3 and 0.4 < pole1 < 0.6
-    assert shares(seam_share=0.0)[0] < 0.2
+    assert shares(seam_share=0.0)[0] < 0.25  # about 17% cross it by chance
     for subset in ("seam", "pole", "small"):
         scenes = [sample_scene(9, i, force=subset) for i in range(50)]
         assert all(any(o.in_subset(subset) for o in s.objects) for s in scenes)

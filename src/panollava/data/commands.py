@@ -145,11 +145,14 @@ def synth(
     ] = True,
     seam_share: Annotated[
         float,
-        typer.Option(help="Share of scenes with an object across the ±180° seam (0..1)."),
+        typer.Option(
+            help="Share of scenes given an object across the ±180° seam, 0..1 (objects "
+            "placed at random cross it too: about 17% of scenes)."
+        ),
     ] = 0.35,  # = synth_scene.SEAM_SHARE (not imported here: keeps --help fast)
     pole_share: Annotated[
         float,
-        typer.Option(help="Share of scenes with an object near a pole, |pitch| >= 60° (0..1)."),
+        typer.Option(help="Share of scenes given an object near a pole, |pitch| >= 60°, 0..1."),
     ] = 0.0,
     test_subset: Annotated[
         str,
