@@ -23,9 +23,11 @@ bootstrap resamples images exactly as for the caption metrics. A direction is sc
 is stated (a paraphrase without directions is not penalised); metrics without any counted item
 are ``None``. Grounded samples are (image, query) pairs, whatever the caption protocol.
 
-**Finding the scene graphs.** For a references table ``T`` and an image url ``u`` (relative to
-``T``'s folder, as ``data synth`` writes them), the scene graph is in ``T.parent / u.parent /
-scene.json``, the entry whose image file name is ``u``'s. When no such file exists for any url,
+**Finding the scene graphs.** For a references table ``T`` (``score --references``; the
+predictions file itself when it carries the references) and an image url ``u`` (relative to
+``T``'s folder, as ``data synth`` writes them; absolute paths work too), the scene graph is in
+``T.parent / u.parent / scene.json``, the entry whose image file name is ``u``'s. So scoring
+against ``OUT/test.tsv`` of ``data synth --out OUT`` finds ``OUT/test/scene.json``. When no such file exists for any url,
 the references have no scene graphs and no grounded metrics are computed; when only some do, or
 one lacks an image, it is an error.
 
