@@ -23,6 +23,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "panollava"
 LAYERS: dict[str, int] = {
     "strict": 0,
     "_lazy": 0,
+    "progress": 0,
+    "fileutil": 0,
     "geometry": 1,
     "views": 2,
     "data": 3,

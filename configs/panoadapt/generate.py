@@ -39,7 +39,7 @@ def recipe(name: str, family: str, views: dict, *, panorope=False, loss=None) ->
             "train": ["../../../shared/data/quic360/train.tsv"],
             "valid": ["../../../shared/data/quic360/valid.tsv"],
             "test": ["../../../shared/data/quic360/test.tsv"],
-            "cache_dir": "../../data/quic360_images",
+            "cache_dir": "../../data/quic360/images",
         },
         "views": views,
         "model": {"system": "panoadapt", "family": family, "panorope": panorope},

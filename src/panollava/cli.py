@@ -6,6 +6,7 @@ answers at once) and are registered here.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -34,6 +35,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _logging() -> None:
+    """Vision-language models for 360° equirectangular panoramas."""
+    # One plain line per event on stderr (readable under nohup/SLURM); a no-op when the host
+    # (a test runner, a notebook) has configured logging already.
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
 config_app = typer.Typer(help="Validate and show YAML configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 __all__ = ["app"]

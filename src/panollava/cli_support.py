@@ -31,6 +31,7 @@ __all__ = [
     "DeviceOption",
     "DtypeOption",
     "MaxNewTokensOption",
+    "ProgressEveryOption",
     "console",
     "fail",
     "load_config_or_fail",
@@ -49,6 +50,14 @@ DtypeOption = Annotated[
 ]
 MaxNewTokensOption = Annotated[
     int, typer.Option("--max-new-tokens", help="Greedy decoding length (new tokens).")
+]
+ProgressEveryOption = Annotated[
+    float,
+    typer.Option(
+        "--progress-every",
+        min=0,
+        help="Outside a terminal (nohup, SLURM, pipes): seconds between progress lines.",
+    ),
 ]
 BOOTSTRAP_RESAMPLES = 1000
 BootstrapOption = Annotated[

@@ -69,6 +69,36 @@ class PanoConfig(StrictModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _panorope_needs_pole_free_tiles(self) -> PanoConfig:
+        if isinstance(self.model, PanoAdaptConfig) and self.model.panorope:
+            problem = _panorope_views_problem(self.views)
+            if problem:
+                raise ValueError(f"model.panorope: {problem}; or set model.panorope: false")
+        return self
+
+
+def _panorope_views_problem(views: ViewsConfig) -> str | None:
+    """Why PanoRoPE cannot give these views monotone positions (None: it can).
+
+    Same rule as ``panollava.positional.check_panorope_layout`` on the built layout: a gnomonic
+    tile reaching a pole (``|pitch| + vfov/2 >= 90``) sees every longitude at once.
+    """
+    if views.strategy == "native":
+        return "needs tiles, but views.strategy 'native' feeds the ERP as one image"
+    if views.strategy == "cubemap" and views.cube_faces == 6:
+        return "the U and D cube faces contain the poles (no monotone width); use cube_faces: 4"
+    if views.strategy in ("e2p", "pinhole", "anyres_e2p"):
+        vfov = views.vfov_deg or views.fov_deg
+        for pitch in views.pitch_deg:
+            if abs(pitch) + vfov / 2 >= 90.0:
+                return (
+                    f"a ring at pitch {pitch:g}° with vfov {vfov:g}° reaches the pole "
+                    f"(|pitch| + vfov/2 = {abs(pitch) + vfov / 2:g}° >= 90°), where every "
+                    "longitude meets; use |pitch| + vfov/2 < 90"
+                )
+    return None
+
 
 # --------------------------------------------------------------------------- loading and errors
 

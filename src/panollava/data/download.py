@@ -43,6 +43,7 @@ from panollava.data.quic360 import (
 )
 from panollava.data.schema import ColumnsConfig
 from panollava.data.validate import check_image
+from panollava.fileutil import sha256_file
 
 __all__ = [
     "DownloadOptions",
@@ -108,14 +109,6 @@ class _Transient(Exception):
 
 class _Permanent(Exception):
     """Retrying cannot help (missing, forbidden, too large, not an image)."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -200,7 +193,7 @@ def download_url(url: str, dest: Path, opts: DownloadOptions | None = None) -> M
     if dest.is_file():
         problem = check_image(dest, url, mode="decode")
         if problem is None or problem[0] == "aspect":  # complete (aspect is data check's job)
-            return ManifestEntry(url, name, dest.stat().st_size, _sha256(dest), "cached")
+            return ManifestEntry(url, name, dest.stat().st_size, sha256_file(dest), "cached")
         log.warning("%s exists but does not decode: downloading it again", dest)
         dest.unlink()
     error = ""

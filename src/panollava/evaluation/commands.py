@@ -19,6 +19,7 @@ from panollava.cli_support import (
     DeviceOption,
     DtypeOption,
     MaxNewTokensOption,
+    ProgressEveryOption,
     console,
     fail,
     load_config_or_fail,
@@ -351,6 +352,7 @@ def eval_command(
             "weights, generation settings, views, test table) and start again.",
         ),
     ] = False,
+    progress_every: ProgressEveryOption = 30.0,
 ) -> None:
     """Generate once per (image, query) pair of SPLIT (resumable, shardable), score, report.
 
@@ -397,6 +399,7 @@ def eval_command(
                 dtype=dtype,
                 limit=limit,
                 overwrite=overwrite,
+                progress_every_s=progress_every,
             )
     if (out / "metrics.json").is_file():
         typer.echo(compare_markdown([out], n_boot=0))

@@ -122,6 +122,7 @@ def run_generation(
     """Answer every unique (url, query) of ``items`` with ``predict`` and append to ``out_csv``.
 
     Returns the CSV path. Resumes when the file already holds some of the pairs.
+    ``progress(done, total)`` is called once before the first batch, then after every batch.
     ``on_plan`` receives the batches ``predict`` will be called with, in order, before the
     first call (to prefetch their inputs).
     """
@@ -146,6 +147,8 @@ def run_generation(
         planned = [b for b in planned if any(it.key not in done for it in b)]
         if on_plan is not None:
             on_plan(planned)
+        if progress is not None:
+            progress(finished, len(todo))  # where a resumed run starts
         for batch in planned:
             answers = predict(batch)
             if len(answers) != len(batch):

@@ -13,6 +13,7 @@ bootstrap resamples (:mod:`panollava.evaluation.bootstrap`) recompute the same c
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ from panollava.evaluation.javatools import (
     run_spice,
     spice_status,
 )
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ALL_METRICS",
@@ -195,11 +198,13 @@ def score_tokenized(
     res = {i: [h] for i, h in enumerate(hyps)}
     out = CaptionScores(corpus={}, per_sample={})
     if any(m in wanted for m in BLEU_METRICS):
+        log.info("scoring %d samples: BLEU", len(hyps))
         corpus, per_sample, out.bleu_stats = _bleu(hyps, refs)
         for k, name in enumerate(BLEU_METRICS):
             out.corpus[name] = float(corpus[k])
             out.per_sample[name] = np.asarray(per_sample[k], dtype=np.float64)
     if "METEOR" in wanted:
+        log.info("scoring %d samples: METEOR (Java)", len(hyps))
         own = meteor is None
         proc = MeteorProcess() if own else meteor
         try:
@@ -211,16 +216,19 @@ def score_tokenized(
         out.per_sample["METEOR"] = np.asarray(result.scores)
         out.meteor_stats = np.asarray(result.stats, dtype=np.float64)
     if "ROUGE-L" in wanted:
+        log.info("scoring %d samples: ROUGE-L", len(hyps))
         score, per_sample = Rouge().compute_score(gts, res)
         out.corpus["ROUGE-L"] = float(score)
         out.per_sample["ROUGE-L"] = np.asarray(per_sample, dtype=np.float64)
     if "CIDEr" in wanted:
+        log.info("scoring %d samples: CIDEr-D", len(hyps))
         score, per_sample = Cider().compute_score(gts, res)
         out.corpus["CIDEr"] = float(score)
         out.per_sample["CIDEr"] = np.asarray(per_sample, dtype=np.float64)
     if "SPICE" in wanted:
         status = spice_status(corenlp_dir)
         if status.available:
+            log.info("scoring %d samples: SPICE (Java, CoreNLP)", len(hyps))
             assert status.corenlp_dir is not None
             score, per_sample = run_spice(hyps, refs, status.corenlp_dir)
             out.corpus["SPICE"] = score
@@ -248,6 +256,7 @@ def tokenize_samples(
 ) -> tuple[list[str], list[list[str]]]:
     """PTB-tokenize predictions and references in one JVM call (unique texts once)."""
     unique = list(dict.fromkeys([*predictions, *(r for refs in references for r in refs)]))
+    log.info("PTB-tokenizing %d unique texts (Java)", len(unique))
     tokens = dict(zip(unique, ptb_tokenize(unique), strict=True))
     return [tokens[p] for p in predictions], [[tokens[r] for r in refs] for refs in references]
 

@@ -15,12 +15,12 @@ answers (each row is a greedy decode of its own prompt).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from panollava.config import PanoConfig
+from panollava.fileutil import sha256_file
 from panollava.training.run import RunState
 
 __all__ = [
@@ -39,20 +39,12 @@ class ProvenanceError(RuntimeError):
     """Existing predictions were made by something else than this evaluation."""
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def eval_fingerprint(
     cfg: PanoConfig, run_dir: Path, *, split: str, generation: dict[str, Any]
 ) -> dict[str, Any]:
     """The fingerprint of evaluating ``split`` of ``run_dir`` with ``cfg`` and ``generation``."""
     state = RunState.load(run_dir, [s.name for s in cfg.train.stages])
-    weights = {r.name: _sha256(run_dir / r.weights) for r in state.stages if r.status == "done"}
+    weights = {r.name: sha256_file(run_dir / r.weights) for r in state.stages if r.status == "done"}
     data = cfg.data.model_dump(mode="json", include={"image_root", "cache_dir", "columns"})
     return {
         "format": FORMAT,
@@ -62,7 +54,7 @@ def eval_fingerprint(
         "views": cfg.views.model_dump(mode="json"),
         "image": cfg.image.model_dump(mode="json"),
         "data": data,
-        "tables": {str(p): _sha256(p) for p in getattr(cfg.data, split)},
+        "tables": {str(p): sha256_file(p) for p in getattr(cfg.data, split)},
         "generation": generation,
     }
 

@@ -37,6 +37,7 @@ from panollava.evaluation.scoring import score_files
 from panollava.evaluation.vllm_backend import VLLMPredictor, check_vllm_supported, import_vllm
 from panollava.inference.export import export_run
 from panollava.inference.predictor import Predictor
+from panollava.progress import ProgressReporter
 
 __all__ = ["evaluate_run", "merge_and_score", "shard_path"]
 
@@ -178,12 +179,14 @@ def evaluate_run(
     dtype: str = "auto",
     limit: int | None = None,
     overwrite: bool = False,
+    progress_every_s: float = 30.0,
 ) -> Path:
     """Generate, score (grouped protocol) and report one split; returns the eval folder.
 
     The split's tables and images are checked before any model loads. Predictions resume only
     under an identical fingerprint (:mod:`panollava.evaluation.provenance`); ``overwrite``
-    discards others. ``limit``: only the first N unique pairs (a quick look).
+    discards others. ``limit``: only the first N unique pairs (a quick look). Progress: a bar in
+    a terminal, else a line with rate and ETA every ``progress_every_s`` seconds.
 
     With several shards, only the process that merges (rank 0 under torchrun) scores.
     ``backend="vllm"`` generates with vLLM from the run's merged export (PanoAdapt runs only,
@@ -217,6 +220,16 @@ def evaluate_run(
         return predictor.answer_many([questions(it.key) for it in batch])
 
     log.info("evaluating %d unique pairs of %s (shard %d of %d)", len(items), split, *shard)
+    reporter: list[ProgressReporter] = []
+
+    def progress(done: int, total: int) -> None:
+        if not reporter:  # the first call says where a resumed run starts
+            what = f"eval {split}" + (f" shard {shard[0]}/{shard[1]}" if shard[1] > 1 else "")
+            reporter.append(
+                ProgressReporter(what, total, "pairs", start=done, every_s=progress_every_s)
+            )
+        reporter[0].update(done)
+
     try:
         predictions = run_generation(
             items,
@@ -225,10 +238,13 @@ def evaluate_run(
             max_batch=batch_size,
             token_budget=token_budget,
             shard=shard,
+            progress=progress,
             on_plan=questions.plan,
         )
     finally:
         questions.close()
+        for r in reporter:
+            r.close()
     log.info("%d panoramas decoded for this evaluation", questions.decoded)
     k, n = shard
     if n == 1:

@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from peft import PeftModel
 from torch import nn
 
 from panollava.views import make_layout
 from panollava.views.schema import ViewsConfig
 
-__all__ = ["export_hf", "merge_lora"]
+__all__ = ["ADAPTER_DIR", "export_hf", "merge_lora"]
+
+ADAPTER_DIR = "adapter"
 
 
 def merge_lora(model: nn.Module) -> nn.Module:
@@ -38,8 +41,14 @@ def export_hf(
     panorope: bool = False,
     extra: dict | None = None,
 ) -> Path:
-    """Merge LoRA, then ``save_pretrained`` model (safetensors) and processor to ``out_dir``."""
+    """Merge LoRA, then ``save_pretrained`` model (safetensors) and processor to ``out_dir``.
+
+    A PEFT model also leaves its adapters, unmerged, in ``out_dir/adapter`` (``adapter_config.json``
+    + safetensors) for ``PeftModel.from_pretrained(base_model, out_dir / "adapter")``.
+    """
     out_dir = Path(out_dir)
+    if isinstance(model, PeftModel):
+        model.save_pretrained(out_dir / ADAPTER_DIR, safe_serialization=True)
     merged = merge_lora(model)
     merged.save_pretrained(out_dir, safe_serialization=True)
     if processor is not None:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from pytorch_lightning.strategies import DDPStrategy
 
+from panollava.training.progress import StepProgress
 from panollava.training.schema import StageConfig, TrainConfig
 
 __all__ = ["build_trainer", "resolve_precision"]
@@ -75,9 +75,7 @@ def build_trainer(
         every_n_train_steps=train.checkpoint_every_n_steps,
         save_on_train_epoch_end=True,
     )
-    callbacks: list = [checkpoint]
-    if sys.stderr.isatty():
-        callbacks.append(RichProgressBar())
+    callbacks: list = [checkpoint, StepProgress(stage.name, max_steps, train.progress_every_s)]
     return pl.Trainer(
         accelerator=train.accelerator,
         devices=train.devices,
@@ -91,7 +89,7 @@ def build_trainer(
         logger=_loggers(train, logs_dir, stage),
         log_every_n_steps=train.log_every_n_steps,
         callbacks=callbacks,
-        enable_progress_bar=sys.stderr.isatty(),
+        enable_progress_bar=False,  # StepProgress reports, in terminals and logs alike
         enable_model_summary=False,
         limit_val_batches=1.0 if enable_validation else 0,
         val_check_interval=train.val_check_interval,

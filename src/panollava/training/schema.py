@@ -61,6 +61,9 @@ class TrainConfig(StrictModel):
     grad_clip: float | None = Field(1.0, gt=0)
     num_workers: int = Field(0, ge=0)
     log_every_n_steps: int = Field(10, ge=1)
+    progress_every_s: float = Field(
+        30.0, ge=0, description="outside a terminal: seconds between progress lines"
+    )
     checkpoint_every_n_steps: int = Field(50, ge=1)
     val_check_interval: float | int | None = None
     loggers: list[Literal["csv", "tensorboard", "wandb"]] = Field(default_factory=lambda: ["csv"])

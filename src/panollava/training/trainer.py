@@ -89,6 +89,17 @@ def _loaders(
     return train, val
 
 
+def _stage_names(cfg: PanoConfig, selected: list[str] | None) -> list[str]:
+    """The config's stage names; refuses an empty plan or unknown ``selected`` names."""
+    names = [s.name for s in cfg.train.stages]
+    if not names:
+        raise ValueError("train.stages is empty: nothing to train")
+    unknown = sorted(set(selected or []) - set(names))
+    if unknown:
+        raise ValueError(f"unknown stages {unknown}; this config defines {names}")
+    return names
+
+
 def preflight(
     cfg: PanoConfig,
     *,
@@ -102,12 +113,7 @@ def preflight(
     Returns the run folder to use (None: a new one). Creates nothing, so a refused run leaves
     no empty folder behind.
     """
-    names = [s.name for s in cfg.train.stages]
-    if not names:
-        raise ValueError("train.stages is empty: nothing to train")
-    unknown = sorted(set(stages or []) - set(names))
-    if unknown:
-        raise ValueError(f"unknown stages {unknown}; this config defines {names}")
+    _stage_names(cfg, stages)
     if run_dir is None and resume:
         run_dir = find_latest_run(cfg)
     splits = {s.train_split for s in cfg.train.stages}
@@ -126,12 +132,7 @@ def run_training(
     stages: list[str] | None = None,
 ) -> Path:
     """Train the stages of ``cfg`` (or the named subset) and return the run folder."""
-    names = [s.name for s in cfg.train.stages]
-    if not names:
-        raise ValueError("train.stages is empty: nothing to train")
-    unknown = sorted(set(stages or []) - set(names))
-    if unknown:
-        raise ValueError(f"unknown stages {unknown}; this config defines {names}")
+    names = _stage_names(cfg, stages)
     if run_dir is None and _launched_rank() > 0:
         run_dir = Path(os.environ[_RUN_DIR_ENV])  # a DDP child: same folder as rank 0
     if run_dir is None:

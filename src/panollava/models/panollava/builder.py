@@ -97,7 +97,7 @@ def build_panollava(
             res_dim,
             layout,
             grid,
-            temperature=cfg.projector.pe_temperature,
+            shortest_period_patches=cfg.projector.pe_shortest_period,
             dropout=cfg.projector.pe_dropout,
         )
     keep = None

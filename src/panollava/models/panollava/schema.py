@@ -32,7 +32,9 @@ class ProjectorConfig(StrictModel):
     """Panorama projector: multi-view PE + projection to the LLM width + view stitching."""
 
     pe: bool = Field(True, description="add the 360°-periodic multi-view positional encoding")
-    pe_temperature: float = Field(10000.0, gt=0)
+    pe_shortest_period: float = Field(
+        3.0, ge=2, description="finest PE band's period in patch angles (2 = Nyquist)"
+    )
     pe_dropout: float = Field(0.0, ge=0, lt=1)
     hidden_dim: int | None = Field(
         None, ge=1, description="None: one Linear; else Linear-GELU-Linear"
