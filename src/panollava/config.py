@@ -77,6 +77,13 @@ class PanoConfig(StrictModel):
                 raise ValueError(f"model.panorope: {problem}; or set model.panorope: false")
         return self
 
+    @model_validator(mode="after")
+    def _precision_fits_family(self) -> PanoConfig:
+        """fp16 on a bf16-only PanoAdapt family is refused here, before any model loads."""
+        if isinstance(self.model, PanoAdaptConfig):
+            self.model.check_dtype(self.train.precision)
+        return self
+
 
 def _panorope_views_problem(views: ViewsConfig) -> str | None:
     """Why PanoRoPE cannot give these views monotone positions (None: it can).

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -84,15 +85,10 @@ def test_native_mode_trains_and_evaluates(synth, tmp_path, family):
 
 
 @pytest.mark.e2e
-def test_qwen_config_with_qkv_only_vision_lora_stops_at_step_0(synth, tmp_path):
-    from panollava.losses import DeadLossError
-
-    cfg = _tiny_config(
-        synth,
-        tmp_path,
-        [
-            r"train.stages.0.lora.targets=[language, 'model\.visual\..*\.(q_proj|k_proj|v_proj)']",
-        ],
-    )
-    with pytest.raises(DeadLossError, match=r"attn\.qkv"):
+def test_qwen_config_with_q_proj_vision_lora_is_refused_naming_the_pattern(synth, tmp_path):
+    """A q/k/v pattern matches nothing in Qwen's fused ``attn.qkv``: refused before training,
+    naming the pattern (it is no longer dropped silently next to the live ``language`` group)."""
+    pattern = r"model\.visual\..*\.(q_proj|k_proj|v_proj)"
+    cfg = _tiny_config(synth, tmp_path, [f"train.stages.0.lora.targets=[language, '{pattern}']"])
+    with pytest.raises(ValueError, match=re.escape(repr(pattern))):
         run_training(cfg, build_system(cfg))

@@ -64,13 +64,13 @@ def test_overlap_loss_reaches_vision_lora(family, loss):
     assert vision_lora and any(p.grad is not None and p.grad.abs().sum() > 0 for p in vision_lora)
 
 
-def test_dead_loss_check_names_attn_qkv_for_qwen_q_proj_targets():
+def test_dead_loss_check_names_attn_qkv_when_the_vision_tower_has_no_lora():
+    """Without vision LoRA the overlap loss reaches nothing trainable (a q_proj pattern for
+    Qwen's fused ``attn.qkv`` is refused by ``apply_lora`` itself, see test_panoadapt_defects)."""
     la = load_adapter(
         "qwen2_5_vl", ViewsConfig(tile_size=112), checkpoint="tiny", tiny_corpus=["red"]
     )
-    settings = LoraSettings(
-        r=4, alpha=8, targets=["language", r"model\.visual\..*\.(q_proj|k_proj|v_proj)"]
-    )
+    settings = LoraSettings(r=4, alpha=8, targets=["language"])
     la.wrapper.hf_model = apply_lora(la.wrapper.hf_model, settings, la.facts.lora_groups)
     out = la.wrapper.step(_batch(la))
     total, _ = build_overlap_loss(OverlapLossConfig(min_pairs=1))(out.features, out.pairs)

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
 from panollava.data.collate import CHATML_TEMPLATE, VISION_TOKEN
@@ -26,6 +26,7 @@ __all__ = [
     "SPECIAL_TOKENS",
     "build_word_tokenizer",
     "save_word_tokenizer",
+    "word_level_tokenizer",
     "words_of",
 ]
 
@@ -40,35 +41,77 @@ def words_of(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def word_level_tokenizer(
+    vocab_tokens: Iterable[str],
+    *,
+    unk: str,
+    eos: str,
+    pad: str,
+    specials: Iterable[str] = (),
+    bos: str | None = None,
+    named: dict[str, str] | None = None,
+    chat_template: str | None = None,
+    lowercase: bool = False,
+    glue_punctuation: bool = False,
+) -> PreTrainedTokenizerFast:
+    """The one word-level fast tokenizer builder (this PanoLLaVA tokenizer and every tiny
+    PanoAdapt family's): ids in the order of ``vocab_tokens`` (``unk`` first), whitespace and
+    punctuation pre-split, ``specials`` kept whole.
+
+    ``bos``: prepended to every encoding (``add_special_tokens=True``), as Gemma3's tokenizer
+    does; ``named``: attribute names of special tokens (``{"image_token": "<image_soft_token>"}``)
+    as real checkpoints carry them, so processors find them and they survive ``save_pretrained``;
+    ``glue_punctuation``: decode ``"disc , a"`` as ``"disc, a"``.
+    """
+    vocab: dict[str, int] = {unk: 0}
+    for tok in vocab_tokens:
+        vocab.setdefault(tok, len(vocab))
+    core = Tokenizer(models.WordLevel(vocab, unk_token=unk))
+    if lowercase:
+        core.normalizer = normalizers.Lowercase()
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    if glue_punctuation:
+        core.decoder = decoders.WordPiece(prefix="##", cleanup=True)
+    if bos is not None:
+        core.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, vocab[bos])]
+        )
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        unk_token=unk,
+        eos_token=eos,
+        pad_token=pad,
+        bos_token=bos,
+        extra_special_tokens=named or {},
+    )
+    extra = [s for s in specials if s not in (unk, eos, pad, bos)]
+    tok.add_special_tokens({"additional_special_tokens": extra}, replace_extra_special_tokens=False)
+    if chat_template is not None:
+        tok.chat_template = chat_template
+    return tok
+
+
 def build_word_tokenizer(
     texts: Iterable[str], *, min_freq: int = 1, extra_words: Iterable[str] = ()
 ) -> PreTrainedTokenizerFast:
-    """A word-level tokenizer whose vocabulary is the words of ``texts`` seen ``>= min_freq``
-    times (most frequent first, ties alphabetical: deterministic), plus roles and specials.
+    """The tiny PanoLLaVA tokenizer: the words of ``texts`` seen ``>= min_freq`` times (most
+    frequent first, ties alphabetical: deterministic), plus roles and ChatML specials.
 
     Ids: specials 0..4 (``<unk>`` = 0), then role words, ``extra_words``, corpus words.
     """
     counts = Counter(w for t in texts for w in words_of(t))
     corpus = sorted((w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w))
-    vocab: dict[str, int] = {}
-    for tok in [*SPECIAL_TOKENS, *ROLE_WORDS, *extra_words, *corpus]:
-        vocab.setdefault(tok, len(vocab))
-    core = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
-    core.normalizer = normalizers.Lowercase()
-    core.pre_tokenizer = pre_tokenizers.Whitespace()
-    core.decoder = decoders.WordPiece(prefix="##", cleanup=True)  # " ," -> "," on decode
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=core,
-        unk_token=UNK,
-        eos_token=EOS,
-        pad_token=EOS,
-        extra_special_tokens={"vision_token": VISION_TOKEN},
+    tok = word_level_tokenizer(
+        [*SPECIAL_TOKENS, *ROLE_WORDS, *extra_words, *corpus],
+        unk=UNK,
+        eos=EOS,
+        pad=EOS,
+        specials=[IM_START, IM_END, VISION_TOKEN],
+        named={"vision_token": VISION_TOKEN},
+        chat_template=CHATML_TEMPLATE,
+        lowercase=True,
+        glue_punctuation=True,
     )
-    tok.add_special_tokens(
-        {"additional_special_tokens": [IM_START, IM_END, VISION_TOKEN]},
-        replace_extra_special_tokens=False,
-    )
-    tok.chat_template = CHATML_TEMPLATE
     tok.model_max_length = 4096
     return tok
 

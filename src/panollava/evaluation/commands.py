@@ -367,6 +367,7 @@ def eval_command(
     from panollava.evaluation.tables import TableError
     from panollava.evaluation.vllm_backend import VLLMUnavailableError
     from panollava.inference.run import RunNotTrainedError
+    from panollava.models.adapters.families import PrecisionError
 
     config, overrides = split_config_args(args)
     if config is None and not (run / "config.yaml").is_file():
@@ -384,7 +385,7 @@ def eval_command(
     else:
         if overwrite and shard is not None:
             fail(f"--overwrite cannot be combined with shards: delete {run}/eval/{split} first")
-        with user_errors(*known, VLLMUnavailableError, RunNotTrainedError):
+        with user_errors(*known, VLLMUnavailableError, RunNotTrainedError, PrecisionError):
             out = evaluate_run(
                 cfg,
                 run,

@@ -15,11 +15,14 @@ import csv
 import json
 import logging
 import os
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
+from PIL import Image
 
 from panollava.config import PanoConfig
 from panollava.data.datasets import PanoramaDataset, build_dataset, split_rows
@@ -38,6 +41,8 @@ from panollava.evaluation.vllm_backend import VLLMPredictor, check_vllm_supporte
 from panollava.inference.export import export_run
 from panollava.inference.predictor import Predictor
 from panollava.progress import ProgressReporter
+from panollava.views import make_layout
+from panollava.views.schema import ViewsConfig
 
 __all__ = ["evaluate_run", "merge_and_score", "shard_path"]
 
@@ -56,10 +61,13 @@ def _env_shard() -> tuple[int, int]:
 
 
 def _eval_items(
-    dataset: PanoramaDataset, tokenizer, overhead: int = 0, limit: int | None = None
+    dataset: PanoramaDataset,
+    tokenizer,
+    overhead: Callable[[Any], int] = lambda row: 0,
+    limit: int | None = None,
 ) -> tuple[list[EvalItem], dict]:
     """The split's unique pairs (the first ``limit`` of them); ``prompt_tokens`` = query tokens
-    + ``overhead`` (image tokens and template), so ``--token-budget`` bounds what the model
+    + ``overhead(row)`` (image tokens and template), so ``--token-budget`` bounds what the model
     really holds per batch."""
     index = {(g.rows[0].url, g.rows[0].query): k for k, g in enumerate(dataset.groups)}
     if limit is not None:
@@ -68,11 +76,32 @@ def _eval_items(
         EvalItem(
             url,
             query,
-            prompt_tokens=overhead + len(tokenizer(query, add_special_tokens=False)["input_ids"]),
+            prompt_tokens=overhead(dataset.groups[k].rows[0])
+            + len(tokenizer(query, add_special_tokens=False)["input_ids"]),
         )
-        for (url, query) in index
+        for (url, query), k in index.items()
     ]
     return items, index
+
+
+def prompt_overhead_per_row(predictor, views: ViewsConfig) -> Callable[[Any], int]:
+    """``row -> prompt tokens besides the query``. Tiles: one number. ``native``: the ERP goes
+    in at its own size and dynamic-resolution processors (Qwen) make its tokens grow with the
+    pixels, so the overhead follows each image's header size (cached per size; exact for 2:1
+    ERPs, which ``load_erp`` keeps as they are)."""
+    if not make_layout(views).native:
+        fixed = predictor.prompt_overhead()
+        return lambda row: fixed
+    per_size: dict[tuple[int, int], int] = {}
+
+    def overhead(row) -> int:
+        with Image.open(row.image) as img:
+            w, h = img.size
+        if (h, w) not in per_size:
+            per_size[(h, w)] = predictor.prompt_overhead(image_size=(h, w))
+        return per_size[(h, w)]
+
+    return overhead
 
 
 class _QuestionSource:
@@ -212,7 +241,8 @@ def evaluate_run(
     }
     fingerprint = eval_fingerprint(cfg, run_dir, split=split, generation=generation)
     claim_folder(out, fingerprint, overwrite=overwrite)
-    items, index = _eval_items(dataset, tokenizer, predictor.prompt_overhead(), limit)
+    overhead = prompt_overhead_per_row(predictor, cfg.views)
+    items, index = _eval_items(dataset, tokenizer, overhead, limit)
 
     questions = _QuestionSource(dataset, index)
 

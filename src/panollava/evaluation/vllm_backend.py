@@ -111,11 +111,15 @@ class VLLMPredictor:
             out.append({"prompt": text, "multi_modal_data": {"image": images}})
         return out
 
-    def prompt_overhead(self) -> int:
+    def prompt_overhead(self, image_size: tuple[int, int] | None = None) -> int:
         """Prompt tokens besides the query's own (image tokens and chat template), as the
-        export's processor counts them; token budgets count them."""
+        export's processor counts them; token budgets count them. ``image_size``: the ERP's
+        ``(height, width)`` for ``native`` (see :meth:`panollava.inference.Predictor.prompt_overhead`)."""
         t = self.views.tile_size
-        request = self.requests([PanoSample(torch.zeros(len(self.layout.views), 3, t, t), "x")])[0]
+        shape = (len(self.layout.views), 3, t, t)
+        if self.layout.native:
+            shape = (1, 3, *(image_size or (t, 2 * t)))
+        request = self.requests([PanoSample(torch.zeros(shape), "x")])[0]
         ids = self.processor(text=[request["prompt"]], images=request["multi_modal_data"]["image"])[
             "input_ids"
         ]

@@ -25,8 +25,9 @@ def open_predictor(run: Path | None, family: str, model: str | None, size: int, 
     """:meth:`Predictor.open` with clear exit-2 errors for unusable run folders."""
     from panollava.inference.predictor import Predictor  # deferred: keeps --help fast
     from panollava.inference.run import RunNotTrainedError
+    from panollava.models.adapters.families import PrecisionError
 
-    with user_errors(FileNotFoundError, RunNotTrainedError):
+    with user_errors(FileNotFoundError, RunNotTrainedError, PrecisionError):
         return Predictor.open(run, family, model, size, **kwargs)
 
 

@@ -24,6 +24,7 @@ from panollava.data.images import load_erp
 from panollava.data.sample import PanoSample
 from panollava.data.schema import ImageConfig
 from panollava.inference.run import load_run
+from panollava.models.adapters.families import PrecisionError
 from panollava.models.adapters.loading import load_adapter
 from panollava.models.adapters.schema import PanoAdaptConfig
 from panollava.models.adapters.system import PanoAdaptSystem
@@ -77,6 +78,11 @@ class Predictor:
         self.name = name or cfg.experiment
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
+        if self.dtype == torch.float16 and not system.allow_fp16:
+            raise PrecisionError(
+                f"{self.name}: this model is bf16-only (fp16 overflows); use --dtype bfloat16 "
+                "or float32"
+            )
         system.model.to(device=self.device, dtype=self.dtype)
         system.model.eval()
         self._collate = system.eval_collate()
@@ -231,12 +237,15 @@ class Predictor:
         tokenizer = self.system.tokenizer
         return [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
 
-    def prompt_overhead(self) -> int:
-        """Prompt tokens besides the query's own: image tokens and chat template (an estimate
-        for dynamic-resolution ``native`` inputs). Token budgets count them."""
+    def prompt_overhead(self, image_size: tuple[int, int] | None = None) -> int:
+        """Prompt tokens besides the query's own: image tokens and chat template. Token budgets
+        count them. ``native`` feeds the ERP at its own ``(height, width)`` (``image_size``;
+        default ``(tile, 2 tile)``): its token count follows the processor's resize rule, so pass
+        the real size for an exact count (a 6006x3003 ERP is 16,290 Qwen2.5-VL tokens)."""
         layout = make_layout(self.views_cfg)
         t = self.views_cfg.tile_size
-        shape = (1, 3, t, 2 * t) if layout.native else (len(layout.views), 3, t, t)
+        native = (1, 3, *(image_size or (t, 2 * t)))
+        shape = native if layout.native else (len(layout.views), 3, t, t)
         ids = self._collate([PanoSample(torch.zeros(shape), "x")])["input_ids"]
         own = len(self.system.tokenizer("x", add_special_tokens=False)["input_ids"])
         return int(ids.shape[1]) - own

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 from peft import PeftModel
 from torch import nn
 
@@ -40,8 +41,10 @@ def export_hf(
     views: ViewsConfig,
     panorope: bool = False,
     extra: dict | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Path:
-    """Merge LoRA, then ``save_pretrained`` model (safetensors) and processor to ``out_dir``.
+    """Merge LoRA, then ``save_pretrained`` model (safetensors, in ``dtype``: None keeps the
+    model's) and processor to ``out_dir``.
 
     A PEFT model also leaves its adapters, unmerged, in ``out_dir/adapter`` (``adapter_config.json``
     + safetensors) for ``PeftModel.from_pretrained(base_model, out_dir / "adapter")``.
@@ -50,6 +53,8 @@ def export_hf(
     if isinstance(model, PeftModel):
         model.save_pretrained(out_dir / ADAPTER_DIR, safe_serialization=True)
     merged = merge_lora(model)
+    if dtype is not None:
+        merged = merged.to(dtype)
     merged.save_pretrained(out_dir, safe_serialization=True)
     if processor is not None:
         processor.save_pretrained(out_dir)

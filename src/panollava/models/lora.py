@@ -13,32 +13,38 @@ from panollava.models.schema import LoraSettings
 __all__ = ["apply_lora", "parameter_summary", "resolve_targets"]
 
 
-def resolve_targets(targets: Sequence[str], groups: Mapping[str, str]) -> str:
-    """One PEFT ``target_modules`` regex from group names (``groups[name]`` is a regex) or
-    explicit module-name patterns (anything that is not a group name is used as a regex)."""
-    parts = []
+def resolve_targets(targets: Sequence[str], groups: Mapping[str, str]) -> dict[str, str]:
+    """``{target: regex}`` from group names (``groups[name]`` is a regex), ``all`` (every group)
+    or explicit module-name patterns (anything that is not a group name is used as a regex)."""
+    out: dict[str, str] = {}
     for t in targets:
         if t == "all":
-            parts.extend(groups.values())
-        elif t in groups:
-            parts.append(groups[t])
+            out.update(groups)
         else:
-            parts.append(t)
-    if not parts:
+            out[t] = groups.get(t, t)
+    if not out:
         raise ValueError("LoRA needs at least one target group or module pattern")
-    return "|".join(f"(?:{p})" for p in parts)
+    return out
 
 
 def apply_lora(model: nn.Module, settings: LoraSettings, groups: Mapping[str, str]) -> nn.Module:
-    """Wrap ``model`` with LoRA adapters on the resolved targets; refuses targets matching nothing."""
-    pattern = resolve_targets(settings.targets, groups)
+    """Wrap ``model`` with LoRA adapters on the resolved targets.
+
+    Every target must match at least one Linear module: a pattern matching nothing is refused
+    (naming it), even when other targets match.
+    """
+    resolved = resolve_targets(settings.targets, groups)
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    matched = [n for n in names if re.fullmatch(pattern, n)]
-    if not matched:
-        raise ValueError(
-            f"LoRA targets {settings.targets} (regex {pattern!r}) match no Linear module; "
-            f"examples of Linear names: {names[:5]}"
+    dead = [t for t, rx in resolved.items() if not any(re.fullmatch(rx, n) for n in names)]
+    if dead:
+        shown = ", ".join(
+            f"{t!r}" + (f" (regex {resolved[t]!r})" if t in groups else "") for t in dead
         )
+        raise ValueError(
+            f"LoRA target(s) {shown} match no Linear module of {type(model).__name__}; "
+            f"groups: {sorted(groups)}; examples of Linear names: {names[:5]}"
+        )
+    pattern = "|".join(f"(?:{rx})" for rx in resolved.values())
     config = LoraConfig(
         r=settings.r,
         lora_alpha=settings.alpha,

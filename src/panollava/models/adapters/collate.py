@@ -2,8 +2,9 @@
 
 The prompt is the family's real chat template (global view first, then tiles by yaw, then the
 query; optionally a short label naming each view's direction). Labels cover the answer and the
-end-of-turn marker only; ``max_text_length`` counts text tokens, never image tokens, and a
-prompt that cannot fit is an error rather than a silent truncation into the image.
+end-of-turn marker only; the text length follows the one rule of every collate
+(:class:`panollava.data.collate.TextBudget`: text tokens only, a prompt that cannot fit is an
+error, a too-long answer is cut, logged and counted).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from panollava.data.collate import TextBudget
 from panollava.data.sample import PanoSample
 from panollava.views import ViewMeta
 
@@ -61,7 +63,7 @@ class AdapterCollate:
         self.tokenizer = processor.tokenizer
         self.image_token_id = image_token_id
         self.end_of_turn = end_of_turn
-        self.max_text_length = max_text_length
+        self.budget = TextBudget(max_text_length)
         self.train = train
         self.labels = [view_label(v) for v in views] if (view_labels and views) else None
 
@@ -74,9 +76,12 @@ class AdapterCollate:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return sum(1 for i in ids if i != self.image_token_id)
 
-    def _answer(self, answer: str, budget: int) -> str:
-        ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
-        return answer if len(ids) <= budget else self.tokenizer.decode(ids[:budget])
+    def _tail(self, answer: str, prompt_text_tokens: int) -> str:
+        """``answer`` + end of turn, cut to the text budget the prompt leaves."""
+        text = answer + self.end_of_turn
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        kept = self.budget.fit_answer(ids, prompt_text_tokens)
+        return text if len(kept) == len(ids) else self.tokenizer.decode(kept)
 
     def __call__(self, samples: Sequence[PanoSample]) -> dict:
         prompts = [
@@ -84,30 +89,28 @@ class AdapterCollate:
             for s in samples
         ]
         images = [view_arrays(s.views) for s in samples]
-        prompt_len = [
-            len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts
-        ]
-        if max(prompt_len) > self.max_text_length:
-            raise ValueError(
-                f"prompt of {max(prompt_len)} text tokens exceeds max_text_length="
-                f"{self.max_text_length} (image tokens not counted): raise the limit"
-            )
+        prompt_len = [self._text_tokens(p) for p in prompts]
+        for n, s in zip(prompt_len, samples, strict=True):
+            self.budget.check_prompt(n, s.query)
         texts, answer_len = prompts, [0] * len(samples)
         if self.train:
             tails = [
-                self._answer(s.answer or "", self.max_text_length - n) + self.end_of_turn
-                for s, n in zip(samples, prompt_len, strict=True)
+                self._tail(s.answer or "", n) for s, n in zip(samples, prompt_len, strict=True)
             ]
             texts = [p + t for p, t in zip(prompts, tails, strict=True)]
             answer_len = [
                 len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in tails
             ]
-        self.tokenizer.padding_side = "right" if self.train else "left"
+        # Explicit padding side: processors carry their own default (InternVL's pads left) that
+        # overrides the tokenizer's. No special tokens: the chat template already wrote them
+        # (Gemma3's tokenizer would add a second <bos>).
         batch = dict(
             self.processor(
                 images=[np.ascontiguousarray(i) for i in images],
                 text=texts,
                 padding=True,
+                padding_side="right" if self.train else "left",
+                add_special_tokens=False,
                 return_tensors="pt",
             )
         )
@@ -124,8 +127,12 @@ class AdapterCollate:
 def _answer_labels(
     input_ids: torch.Tensor, mask: torch.Tensor, answer_len: list[int]
 ) -> torch.Tensor:
-    """Labels = input ids on the last ``answer_len[b]`` real tokens of each right-padded row."""
-    length = mask.sum(1, keepdim=True)  # (B, 1)
-    pos = torch.arange(input_ids.shape[1])[None]  # (1, L)
-    keep = (pos < length) & (pos >= length - torch.tensor(answer_len)[:, None])
+    """Labels = input ids on the last ``answer_len[b]`` real tokens of each row ``(B, L)``.
+
+    The end of a row is its last unmasked position, so left and right padding both work.
+    """
+    width = input_ids.shape[1]
+    end = width - mask.flip(1).argmax(1, keepdim=True)  # (B, 1) one past the last real token
+    pos = torch.arange(width)[None]  # (1, L)
+    keep = (pos < end) & (pos >= end - torch.tensor(answer_len)[:, None])
     return torch.where(keep, input_ids, torch.full_like(input_ids, -100))

@@ -93,7 +93,9 @@ class PanoAdaptSystem:
         return self._overlap
 
     def export(self, out_dir: Path, extra: dict[str, Any]) -> Path:
-        """One HF folder of the family's class (LoRA merged) + processor + ``panorama.json``."""
+        """One HF folder of the family's class (LoRA merged) + processor + ``panorama.json``,
+        written in the base checkpoint's published dtype (e.g. bfloat16), not the float32 the
+        run was loaded and merged in."""
         return export_hf(
             self.model.hf_model,
             self.loaded.processor,
@@ -101,6 +103,7 @@ class PanoAdaptSystem:
             views=self.cfg.views,
             panorope=self.cfg.model.panorope,
             extra={**extra, "family": self.cfg.model.family},
+            dtype=self.loaded.checkpoint_dtype,
         )
 
     def describe(self) -> dict[str, Any]:

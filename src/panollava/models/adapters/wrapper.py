@@ -5,7 +5,7 @@ configured image token id, and the per-view features for the overlap loss are th
 embeddings the LLM actually receives (captured by a forward pre-hook on the language model), so
 the loss sees exactly what is spliced into the sequence and its gradient flows back through the
 projector and the vision tower's LoRA adapters. Each view's tokens are re-ordered to raster
-order of its token grid with the family's ``token_order``.
+order of its token grid with ``raster_index`` (InternVL crops: crop-major order, thumbnail left out).
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ class PanoAdaptModel(nn.Module):
     """Wraps ``hf_model`` (an ``*ForConditionalGeneration``) for panorama training and generation.
 
     ``language_model``: the submodule that receives ``inputs_embeds``; ``image_token_id``: from
-    the model config; ``token_grid``: tokens per view as ``(rows, cols)``; ``raster_index``:
-    ``(rows*cols,)`` permutation taking the family's token order to raster order;
+    the model config; ``token_grid``: a view's content tokens as ``(rows, cols)``;
+    ``tokens_per_view``: image tokens per view (default ``rows*cols``); ``raster_index``:
+    ``(rows*cols,)`` positions among a view's tokens, in raster order (default: identity);
     ``position_fn``: PanoRoPE (``(input_ids, attention_mask, layout) -> position_ids``) or None.
     """
 
@@ -41,6 +42,7 @@ class PanoAdaptModel(nn.Module):
         image_token_id: int,
         layout: ViewLayout,
         token_grid: tuple[int, int],
+        tokens_per_view: int | None = None,
         raster_index: torch.Tensor | None = None,
         position_fn: PositionFn | None = None,
         correspondence_tolerance: float = 0.5,
@@ -51,6 +53,7 @@ class PanoAdaptModel(nn.Module):
         self.layout = layout
         self.token_grid = token_grid
         n = token_grid[0] * token_grid[1]
+        self.tokens_per_view = tokens_per_view or n
         index = torch.arange(n) if raster_index is None else raster_index.long()
         self.register_buffer("raster_index", index, persistent=False)
         self.position_fn = position_fn
@@ -80,23 +83,19 @@ class PanoAdaptModel(nn.Module):
             inputs["position_ids"] = position_ids
         return inputs
 
-    def image_token_count(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Image tokens per sample ``(B,)``, found by the configured image token id."""
-        return (input_ids == self.image_token_id).sum(1)
-
     def view_features(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Per-view image embeddings of the last forward: ``(B, V, rows*cols, D)`` in raster order."""
         if self._captured is None:
             raise RuntimeError("no forward pass captured: call the model first")
         mask = input_ids == self.image_token_id  # (B, L)
-        v, n = len(self.layout), self.raster_index.numel()
+        v, n = len(self.layout), self.tokens_per_view
         counts = mask.sum(1)
         if bool((counts != v * n).any()):
             raise ValueError(
                 f"expected {v} views x {n} image tokens (id {self.image_token_id}) per sample, "
                 f"found {counts.tolist()}: the processor's token grid differs from the layout's"
             )
-        feats = self._captured[mask].view(input_ids.shape[0], v, n, -1)  # (B, V, N, D) family order
+        feats = self._captured[mask].view(input_ids.shape[0], v, n, -1)  # (B, V, n, D) family order
         return feats[:, :, self.raster_index]
 
     # -------------------------------------------------------------------- steps
