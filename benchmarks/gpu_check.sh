@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks, as one prepared script for a lent GPU machine (the `device` tool): the
 # `gpu`-marked tests (nvJPEG decode, CUDA sampling, Predictor on CUDA) and the CUDA view
-# benchmark against py360convert (issue #2's >= 20x target).
+# benchmark against py360convert (issue #2's >= 20x target), and the memory fit of one training
+# step per family's heaviest recipe with the CUDA allocator (issue #14; the 24 GB table).
 #
 # That machine has torch/torchvision/transformers/peft/lightning but not pydantic, py360convert,
 # mambapy or the shared data, and cannot download. Prepare once here, in the repo root:
@@ -15,7 +16,7 @@
 #
 # then call the device tool with carry [".whl", ".shared"] and the command
 #   bash benchmarks/gpu_check.sh
-# (about 3-5 minutes; results also land in $OUT/gpu_check.log).
+# (about 8-10 minutes; results also land in $OUT/gpu_check.log).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 log="${OUT:-/tmp}/gpu_check.log"
@@ -35,4 +36,7 @@ log="${OUT:-/tmp}/gpu_check.log"
   python3 benchmarks/bench_views.py --device cuda --repeats 7
   echo "== bench_views (cpu, same machine)"
   python3 benchmarks/bench_views.py --repeats 3
+  echo "== bench_memory (CUDA allocator peak, truncated depths fitted to full depth)"
+  timeout 300 python3 benchmarks/bench_memory.py --settings bf16-mixed:off bf16-pure:on \
+    --jobs qwen2_5_vl internvl gemma3
 } 2>&1 | tee "$log"

@@ -23,6 +23,7 @@ from panollava.config import ConfigError, config_to_yaml, load_config
 from panollava.data import commands as data_commands
 from panollava.evaluation import commands as evaluation_commands
 from panollava.inference import commands as inference_commands
+from panollava.models import commands as models_commands
 from panollava.positional import commands as positional_commands
 from panollava.serve import commands as serve_commands
 from panollava.training import commands as training_commands
@@ -104,6 +105,7 @@ for _package in (
     inference_commands,
     evaluation_commands,
     serve_commands,
+    models_commands,
 ):
     _package.register(app)
 

@@ -23,6 +23,14 @@ __all__ = ["run_demo"]
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "panollava" / "tiny.yaml"
 METRICS = ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
+GROUNDED = ("object F1", "colour F1", "shape F1")
+
+
+def _grounded_cell(grounded: dict, metric: str) -> str:
+    value, ci = grounded["metrics"].get(metric), grounded.get("ci95", {}).get(metric)
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
 def _metrics(eval_dir: Path, run: str | None = None) -> dict:
@@ -64,20 +72,32 @@ def run_demo(out: Path, *, n: int = 400, seed: int = 0, overrides: list[str] | N
     console.print("[bold]4/4[/] image-blind baseline on the same data")
     blind_dir = out / "blind"
     run_blind_baseline(data / "train.tsv", data / "test.tsv", out=blind_dir)
-    model = _metrics(eval_dir)["metrics"]
-    blind = _metrics(blind_dir / "grouped")["metrics"]
+    model, blind = _metrics(eval_dir), _metrics(blind_dir / "grouped")
+    chance = json.loads((eval_dir / "metrics.json").read_text())["grounded"]["chance"]
     table = Table(
-        title=f"synthetic test split, grouped protocol ({time.perf_counter() - t0:.0f} s)"
+        title=f"synthetic test split, grouped protocol ({time.perf_counter() - t0:.0f} s); "
+        "grounded = read against the scene graphs"
     )
     table.add_column("method")
-    for m in METRICS:
-        table.add_column(m, justify="right")
-    table.add_row("tiny PanoLLaVA (anyres_e2p)", *(f"{model[m]:.4f}" for m in METRICS))
-    table.add_row("blind baseline (no image)", *(f"{blind[m]:.4f}" for m in METRICS))
+    for m in (*METRICS, *GROUNDED):
+        table.add_column(m if m in METRICS else f"{m} (grounded)", justify="right")
+    for label, entry in (
+        ("tiny PanoLLaVA (anyres_e2p)", model),
+        ("blind baseline (no image)", blind),
+        ("chance (random scene captions)", {"grounded": chance}),
+    ):
+        text = [f"{entry['metrics'][m]:.4f}" if "metrics" in entry else "-" for m in METRICS]
+        text += [_grounded_cell(entry["grounded"], m) for m in GROUNDED]
+        table.add_row(label, *text)
     Console().print(table)
     summary = {
-        "model": model,
-        "blind": blind,
+        "model": model["metrics"],
+        "blind": blind["metrics"],
+        "grounded": {
+            "model": model["grounded"]["metrics"],
+            "blind": blind["grounded"]["metrics"],
+            "chance": chance["metrics"],
+        },
         "run_dir": str(run_dir),
         "eval_dir": str(eval_dir),
         "seconds": time.perf_counter() - t0,

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from panollava.cli import app
 from panollava.config import load_config
 from panollava.data.quic360 import group_pairs, read_split
-from panollava.data.synth import synthesize
+from panollava.data.synth import SceneOptions, synthesize
 from panollava.data.synth_captions import QUERIES, caption_scene, direction_of
 from panollava.data.synth_scene import (
     COLORS,
@@ -204,3 +204,60 @@ def test_synth_400_panoramas_in_well_under_a_minute(tmp_path):
     assert seconds < 45, f"400 panoramas took {seconds:.1f} s"
     counts = Counter(r.query for r in read_split([tmp_path / "train.tsv"]))
     assert set(counts.values()) == {320}
+
+
+def test_default_scenes_are_those_of_earlier_versions():
+    """Scene control must not change the default scenes (pinned from the generator before it)."""
+    assert caption_scene(sample_scene(0, 0))["objects"][0] == (
+        "a purple star behind the viewer and a black disc on the left."
+    )
+    assert caption_scene(sample_scene(0, 1))["layout"][0] == (
+        "the orange triangle is to the left of the black disc."
+    )
+
+
+def test_seam_and_pole_shares_raise_those_objects():
+    def shares(**options) -> tuple[float, float]:
+        scenes = [sample_scene(9, i, **options) for i in range(200)]
+        seam = sum(any(o.seam for o in s.objects) for s in scenes) / len(scenes)
+        pole = sum(any(o.pole for o in s.objects) for s in scenes) / len(scenes)
+        return seam, pole
+
+    seam0, pole0 = shares()
+    assert pole0 == 0.0 and 0.3 < seam0 < 0.6  # 35% forced, a few more by chance
+    seam1, pole1 = shares(seam_share=0.8, pole_share=0.5)
+    assert seam1 > seam0 + 0.3 and 0.4 < pole1 < 0.6
+    assert shares(seam_share=0.0)[0] < 0.25  # about 17% cross it by chance
+    for subset in ("seam", "pole", "small"):
+        scenes = [sample_scene(9, i, force=subset) for i in range(50)]
+        assert all(any(o.in_subset(subset) for o in s.objects) for s in scenes)
+    with pytest.raises(ValueError, match="pole_share"):
+        sample_scene(0, 0, pole_share=1.5)
+
+
+def test_test_subset_changes_only_the_test_split(tmp_path, synth_dir):
+    out = tmp_path / "pole"
+    synthesize(
+        out, n=10, seed=3, width=256, tokenizer=False, options=SceneOptions(test_subset="pole")
+    )
+    meta = json.loads((out / "test" / "scene.json").read_text())
+    assert meta["options"] == {"seam_share": 0.35, "pole_share": 0.0, "test_subset": "pole"}
+    assert all(any(o["pole"] for o in s["objects"]) for s in meta["scenes"])
+    assert (out / "train.tsv").read_bytes() == (synth_dir / "train.tsv").read_bytes()
+    assert (out / "test.tsv").read_bytes() != (synth_dir / "test.tsv").read_bytes()
+    assert "--test-subset pole" in (out / "data.yaml").read_text()
+
+
+def test_cli_synth_scene_control(tmp_path):
+    args = ["data", "synth", "--out", str(tmp_path), "--n", "10", "--width", "64", "--no-tokenizer"]
+    result = runner.invoke(
+        app, [*args, "--seam-share", "0.5", "--pole-share", "0.3", "--test-subset", "seam"]
+    )
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "test" / "scene.json").read_text())
+    assert meta["options"] == {"seam_share": 0.5, "pole_share": 0.3, "test_subset": "seam"}
+    assert all(any(o["seam"] for o in s["objects"]) for s in meta["scenes"])
+    bad = runner.invoke(app, [*args, "--test-subset", "poles"])
+    assert bad.exit_code == 2 and "test_subset must be one of" in bad.output
+    bad = runner.invoke(app, [*args, "--seam-share", "1.5"])
+    assert bad.exit_code == 2 and "seam_share must be in [0, 1]" in bad.output

@@ -55,3 +55,12 @@ def test_hint_names_the_fused_qkv():
         check_loss_reaches_trainable(
             model, feats.pow(2).mean() + 0 * model.visual.attn.qkv.weight.sum()
         )
+
+
+def test_check_frees_the_graph_of_the_loss():
+    # The step-0 check must not keep a real step's activations alive into training.
+    m = torch.nn.Linear(4, 1)
+    loss = m(torch.randn(2, 4)).pow(2).mean()
+    check_loss_reaches_trainable(m, loss)
+    with pytest.raises(RuntimeError, match="second time"):
+        loss.backward()

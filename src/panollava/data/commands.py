@@ -153,13 +153,35 @@ def synth(
     tokenizer: Annotated[
         bool, typer.Option("--tokenizer/--no-tokenizer", help="Also write OUT/tokenizer.")
     ] = True,
+    seam_share: Annotated[
+        float,
+        typer.Option(
+            help="Share of scenes given an object across the ±180° seam, 0..1 (objects "
+            "placed at random cross it too: about 17% of scenes)."
+        ),
+    ] = 0.35,  # = synth_scene.SEAM_SHARE (not imported here: keeps --help fast)
+    pole_share: Annotated[
+        float,
+        typer.Option(help="Share of scenes given an object near a pole, |pitch| >= 60°, 0..1."),
+    ] = 0.0,
+    test_subset: Annotated[
+        str,
+        typer.Option(
+            help="Give every test scene an object of this subset: seam, pole, small or none."
+        ),
+    ] = "none",
 ) -> None:
     """Render synthetic 360° scenes with QuIC-360-style TSVs, scene.json ground truth and a
     word-level tokenizer (the embedded default dataset)."""
-    from panollava.data.synth import synthesize
+    from panollava.data.synth import SceneOptions, synthesize
 
     try:
-        result = synthesize(out, n=n, seed=seed, width=width, tokenizer=tokenizer)
+        options = SceneOptions(
+            seam_share=seam_share,
+            pole_share=pole_share,
+            test_subset=None if test_subset == "none" else test_subset,
+        )
+        result = synthesize(out, n=n, seed=seed, width=width, tokenizer=tokenizer, options=options)
     except ValueError as exc:
         fail(str(exc))
     table = Table(title=escape(f"synthetic panoramas in {out} ({result.seconds:.1f} s)"))

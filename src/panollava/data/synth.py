@@ -10,7 +10,16 @@
 
 Splits take the panoramas in index order (80/10/10, at least one each). Train and valid hold
 the canonical caption of every (image, query) pair; test adds the paraphrases as extra
-references (3-4 per pair). Scene ``i`` depends only on ``(seed, i)``: deterministic.
+references (3-4 per pair). Scene ``i`` depends only on ``(seed, i)`` and the scene options:
+deterministic.
+
+Scene control (for benchmarks that target the panorama geometry): ``seam_share`` / ``pole_share``
+are the shares of scenes given an object across the ±180° seam / near a pole (other objects may
+cross the seam by chance); ``test_subset`` (``seam``, ``pole`` or ``small``) gives *every* test
+scene an object of that subset, so the test split measures exactly that geometry while train and
+valid keep the shares. The options are recorded in each ``scene.json`` and in ``data.yaml``.
+Each scene.json lists the scenes of the images in its folder (``url`` relative to ``out``; the
+grounded metrics of :mod:`panollava.evaluation.grounded` find it next to the images).
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ import csv
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -27,12 +36,44 @@ import yaml
 from PIL import Image
 
 from panollava.data.synth_captions import QUERIES, caption_scene
-from panollava.data.synth_scene import SynthScene, render_scene_hwc, sample_scene
+from panollava.data.synth_scene import (
+    SEAM_SHARE,
+    SUBSETS,
+    SynthScene,
+    render_scene_hwc,
+    sample_scene,
+)
 from panollava.data.tokenizer import build_word_tokenizer, save_word_tokenizer
 
-__all__ = ["SynthResult", "split_counts", "synthesize"]
+__all__ = ["SceneOptions", "SynthResult", "split_counts", "synthesize"]
 
 SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class SceneOptions:
+    """Scene control (module docstring): shares of seam/pole scenes, forced test subset."""
+
+    seam_share: float = SEAM_SHARE
+    pole_share: float = 0.0
+    test_subset: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("seam_share", "pole_share"):
+            share = getattr(self, name)
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {share}")
+        if self.test_subset is not None and self.test_subset not in SUBSETS:
+            raise ValueError(
+                f"test_subset must be one of {SUBSETS} (or none), got {self.test_subset!r}"
+            )
+
+    def scene(self, seed: int, index: int, split: str) -> SynthScene:
+        """Scene ``index`` of ``split`` under these options."""
+        force = self.test_subset if split == "test" else None
+        return sample_scene(
+            seed, index, seam_share=self.seam_share, pole_share=self.pole_share, force=force
+        )
 
 
 @dataclass(frozen=True)
@@ -75,7 +116,15 @@ def _write_tsv(path: Path, rows: list[tuple[str, str, str]]) -> None:
 
 
 def _write_split(
-    out: Path, split: str, indices: range, *, seed: int, width: int, quality: int, pool
+    out: Path,
+    split: str,
+    indices: range,
+    *,
+    seed: int,
+    width: int,
+    quality: int,
+    pool,
+    options: SceneOptions,
 ) -> tuple[list[tuple[str, str, str]], list[dict]]:
     folder = out / split
     folder.mkdir(parents=True, exist_ok=True)
@@ -83,7 +132,7 @@ def _write_split(
     scenes: list[dict] = []
     jobs = []
     for i in indices:
-        scene = sample_scene(seed, i)
+        scene = options.scene(seed, i, split)
         url = f"{split}/pano_{i:05d}.jpg"
         pixels = render_scene_hwc(scene, width, noise_seed=seed * 1_000_003 + i)  # (H, W, 3)
         jobs.append(pool.submit(_to_jpeg, pixels, out / url, quality))
@@ -91,7 +140,14 @@ def _write_split(
         scenes.append({"url": url, "index": i} | scene.to_json())
     for job in jobs:
         job.result()  # re-raise write errors
-    meta = {"seed": seed, "width": width, "height": width // 2, "split": split, "scenes": scenes}
+    meta = {
+        "seed": seed,
+        "width": width,
+        "height": width // 2,
+        "split": split,
+        "options": asdict(options),
+        "scenes": scenes,
+    }
     (folder / "scene.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return rows, scenes
 
@@ -104,8 +160,10 @@ def synthesize(
     width: int = 1024,
     quality: int = 90,
     tokenizer: bool = True,
+    options: SceneOptions | None = None,
 ) -> SynthResult:
     """Render ``n`` panoramas and write the dataset described in the module docstring."""
+    options = options or SceneOptions()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -119,14 +177,27 @@ def synthesize(
             indices = range(start, start + counts[split])
             start += counts[split]
             rows, _ = _write_split(
-                out, split, indices, seed=seed, width=width, quality=quality, pool=pool
+                out,
+                split,
+                indices,
+                seed=seed,
+                width=width,
+                quality=quality,
+                pool=pool,
+                options=options,
             )
             tables[split] = out / f"{split}.tsv"
             _write_tsv(tables[split], rows)
             n_rows[split] = len(rows)
             texts.extend(r[2] for r in rows)
     data = {"data": {s: [f"{s}.tsv"] for s in SPLITS}}
-    header = f"# synthetic panoramas: panollava data synth --out {out} --n {n} --seed {seed}\n"
+    header = f"# synthetic panoramas: panollava data synth --out {out} --n {n} --seed {seed}"
+    if options != SceneOptions():
+        header += (
+            f" --seam-share {options.seam_share} --pole-share {options.pole_share}"
+            f" --test-subset {options.test_subset or 'none'}"
+        )
+    header += "\n"
     (out / "data.yaml").write_text(header + yaml.safe_dump(data, sort_keys=False), "utf-8")
     if tokenizer:
         save_word_tokenizer(build_word_tokenizer(texts), out / "tokenizer")

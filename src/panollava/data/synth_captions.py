@@ -16,16 +16,34 @@ from collections import Counter
 
 from panollava.data.synth_scene import COLORS, SHAPES, SceneObject, SynthScene
 
-__all__ = ["QUERIES", "caption_scene", "direction_of", "join_words"]
+__all__ = [
+    "DIRECTIONS",
+    "GROUND_PHRASE",
+    "INDOOR_WORDS",
+    "NUMBERS",
+    "OUTDOOR_WORDS",
+    "QUERIES",
+    "RELATIONS",
+    "SKY_PHRASE",
+    "caption_scene",
+    "direction_of",
+    "join_words",
+    "layout_pair",
+    "relation_of",
+]
 
 QUERIES = ("objects", "colors", "shapes", "location", "weather", "small objects", "layout")
-_NUMBERS = {2: "two", 3: "three", 4: "four"}
-_SKY_PHRASE = {
+DIRECTIONS = ("in front", "on the right", "behind the viewer", "on the left")  # yaw 0, 90, 180, -90
+RELATIONS = ("above", "below", "to the left of", "to the right of")  # layout: a RELATION b
+NUMBERS = {1: "a", 2: "two", 3: "three", 4: "four"}  # shape counts ("an" never precedes a shape)
+SKY_PHRASE = {
     "clear": "the sky is clear and blue",
     "cloudy": "the sky is cloudy and gray",
     "sunset": "it is sunset and the sky is pink",
 }
-_GROUND_PHRASE = {"grass": "green grass", "sand": "sand", "snow": "snow"}
+GROUND_PHRASE = {"grass": "green grass", "sand": "sand", "snow": "snow"}
+OUTDOOR_WORDS = ("outdoors", "outdoor", "outside")  # words that say the scene is outdoors
+INDOOR_WORDS = ("indoors", "indoor", "inside", "room")  # ... and indoors
 
 
 def join_words(items: list[str]) -> str:
@@ -39,12 +57,12 @@ def direction_of(yaw_deg: float) -> str:
     """Viewer-relative direction of a yaw (4 sectors of 90° centred on 0, 90, 180, -90)."""
     yaw = (yaw_deg + 180.0) % 360.0 - 180.0
     if -45.0 <= yaw < 45.0:
-        return "in front"
+        return DIRECTIONS[0]
     if 45.0 <= yaw < 135.0:
-        return "on the right"
+        return DIRECTIONS[1]
     if -135.0 <= yaw < -45.0:
-        return "on the left"
-    return "behind the viewer"
+        return DIRECTIONS[3]
+    return DIRECTIONS[2]
 
 
 def _by_yaw(objects: tuple[SceneObject, ...]) -> list[SceneObject]:
@@ -88,7 +106,9 @@ def _colors(scene: SynthScene) -> list[str]:
 def _shape_counts(scene: SynthScene) -> str:
     counts = Counter(o.shape for o in scene.objects)
     parts = [
-        f"a {s}" if counts[s] == 1 else f"{_NUMBERS[counts[s]]} {s}s" for s in SHAPES if counts[s]
+        f"{NUMBERS[1]} {s}" if counts[s] == 1 else f"{NUMBERS[counts[s]]} {s}s"
+        for s in SHAPES
+        if counts[s]
     ]
     return join_words(parts)
 
@@ -105,7 +125,7 @@ def _shapes(scene: SynthScene) -> list[str]:
 def _location(scene: SynthScene) -> list[str]:
     if scene.kind == "outdoor":
         assert scene.ground is not None
-        ground = _GROUND_PHRASE[scene.ground]
+        ground = GROUND_PHRASE[scene.ground]
         return [
             f"this is outdoors on {ground}.",
             f"an outdoor place with {ground} on the ground.",
@@ -126,7 +146,7 @@ def _weather(scene: SynthScene) -> list[str]:
             "indoors, no sky is visible.",
         ]
     assert scene.sky is not None
-    phrase = _SKY_PHRASE[scene.sky]
+    phrase = SKY_PHRASE[scene.sky]
     return [f"{phrase}.", f"outside, {phrase}.", f"the weather: {phrase}."]
 
 
@@ -148,19 +168,25 @@ def _small(scene: SynthScene) -> list[str]:
     return [f"the small objects are {listed}.", f"small objects: {listed}.", f"i see {listed}."]
 
 
-def _relation(a: SceneObject, b: SceneObject) -> str:
-    """Where ``a`` is relative to ``b``: above/below when the pitch gap dominates, else
-    left/right by the wrapped yaw difference."""
+def relation_of(a: SceneObject, b: SceneObject) -> str:
+    """Where ``a`` is relative to ``b`` (one of :data:`RELATIONS`): above/below when the pitch
+    gap dominates, else left/right by the wrapped yaw difference."""
     dyaw = (b.yaw_deg - a.yaw_deg + 180.0) % 360.0 - 180.0  # > 0: b is to the right of a
     dpitch = a.pitch_deg - b.pitch_deg
     if abs(dpitch) > abs(dyaw):
-        return "above" if dpitch > 0 else "below"
-    return "to the left of" if dyaw > 0 else "to the right of"
+        return RELATIONS[0] if dpitch > 0 else RELATIONS[1]
+    return RELATIONS[2] if dyaw > 0 else RELATIONS[3]
+
+
+def layout_pair(scene: SynthScene) -> tuple[SceneObject, SceneObject]:
+    """The two objects the layout query relates: the largest, then the second largest."""
+    a, b = sorted(scene.objects, key=lambda o: (-o.size_deg, o.color))[:2]
+    return a, b
 
 
 def _layout(scene: SynthScene) -> list[str]:
-    a, b = sorted(scene.objects, key=lambda o: (-o.size_deg, o.color))[:2]
-    rel = _relation(a, b)
+    a, b = layout_pair(scene)
+    rel = relation_of(a, b)
     return [
         f"the {_name(a)} is {rel} the {_name(b)}.",
         f"the largest object, {_a(a)}, is {rel} the {_name(b)}.",

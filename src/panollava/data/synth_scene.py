@@ -27,7 +27,9 @@ from panollava.geometry import erp_to_lonlat, lonlat_to_xyz
 
 __all__ = [
     "COLORS",
+    "POLE_DEG",
     "SHAPES",
+    "SUBSETS",
     "SceneObject",
     "SynthScene",
     "render_scene",
@@ -51,6 +53,9 @@ WALLS = {"white": (228, 228, 222), "beige": (212, 192, 158), "gray": (150, 150, 
 FLOORS = {"brown": (115, 78, 48), "gray": (88, 88, 94), "green": (70, 105, 80)}
 CEILING = (238, 238, 235)
 SMALL_DEG = 8.0  # objects with a smaller angular radius are "small"
+POLE_DEG = 60.0  # objects centred at |pitch| >= this are "polar" (ERP rows stretched >= 2x)
+SUBSETS = ("seam", "pole", "small")  # object subsets of the grounded metrics and `--test-subset`
+SEAM_SHARE = 0.35  # default share of scenes with an object across the ±180° seam
 _ROOM_FLOOR, _ROOM_CEILING = -0.6, 0.8  # box room: walls at |x|, |z| = 1, camera at the origin
 
 
@@ -69,6 +74,33 @@ class SceneObject:
     def small(self) -> bool:
         return self.size_deg < SMALL_DEG
 
+    @property
+    def pole(self) -> bool:
+        """Centred within ``90 - POLE_DEG`` degrees of a pole."""
+        return abs(self.pitch_deg) >= POLE_DEG
+
+    @property
+    def seam(self) -> bool:
+        """The object's circumscribed cap crosses the ±180° meridian (the ERP's left/right edge).
+
+        Spherical distance from the centre to that half-meridian is
+        ``asin(cos(pitch)·|sin(yaw - 180°)|)`` when the centre faces it (``|yaw - 180°| < 90°``);
+        a cap holding a pole crosses every meridian.
+        """
+        if abs(self.pitch_deg) + self.size_deg >= 90.0:
+            return True
+        off = math.radians(self.yaw_deg % 360.0 - 180.0)
+        if abs(off) >= math.pi / 2:
+            return False
+        reach = math.cos(math.radians(self.pitch_deg)) * abs(math.sin(off))
+        return reach < math.sin(math.radians(self.size_deg))
+
+    def in_subset(self, subset: str) -> bool:
+        """Membership in one of :data:`SUBSETS`."""
+        if subset not in SUBSETS:
+            raise ValueError(f"unknown object subset {subset!r}; expected one of {SUBSETS}")
+        return bool(getattr(self, subset))
+
 
 @dataclass(frozen=True)
 class SynthScene:
@@ -82,7 +114,24 @@ class SynthScene:
     objects: tuple[SceneObject, ...] = field(default_factory=tuple)
 
     def to_json(self) -> dict:
-        return asdict(self) | {"objects": [asdict(o) | {"small": o.small} for o in self.objects]}
+        objects = [asdict(o) | {s: o.in_subset(s) for s in SUBSETS} for o in self.objects]
+        return asdict(self) | {"objects": objects}
+
+    @classmethod
+    def from_json(cls, entry: dict) -> SynthScene:
+        """Inverse of :meth:`to_json` (extra keys such as ``url`` or the subset flags ignored)."""
+        names = {f for f in SceneObject.__dataclass_fields__}
+        objects = tuple(
+            SceneObject(**{k: v for k, v in o.items() if k in names}) for o in entry["objects"]
+        )
+        return cls(
+            entry["kind"],
+            sky=entry.get("sky"),
+            ground=entry.get("ground"),
+            wall=entry.get("wall"),
+            floor=entry.get("floor"),
+            objects=objects,
+        )
 
 
 def _angular_distance_deg(a: SceneObject, b: SceneObject) -> float:
@@ -95,43 +144,79 @@ def _angular_distance_deg(a: SceneObject, b: SceneObject) -> float:
     return math.degrees(math.acos(max(-1.0, min(1.0, float((va * vb).sum())))))
 
 
-def _draw_object(rng: random.Random, color: str, straddle: bool) -> SceneObject:
-    size = rng.uniform(4.0, 7.0) if rng.random() < 0.3 else rng.uniform(10.0, 22.0)
+def _draw_object(
+    rng: random.Random, color: str, straddle: bool, polar: bool = False, small: bool = False
+) -> SceneObject:
+    """One object; ``straddle``: across the seam, ``polar``: ``|pitch|`` in ``[POLE_DEG + 2,
+    80]``, ``small``: forced small. The draws of a plain object never change (determinism)."""
+    small = rng.random() < 0.3 or small
+    size = rng.uniform(4.0, 7.0) if small else rng.uniform(10.0, 22.0)
     yaw = rng.uniform(-180.0, 180.0)
     if straddle:  # centre within half a radius of the seam: the object crosses it
         yaw = math.copysign(180.0 - rng.uniform(0.0, 0.5 * size), rng.uniform(-1, 1))
+    shape = rng.choice(SHAPES)
+    pitch = rng.uniform(-35.0, 45.0)
+    if polar:
+        pitch = math.copysign(rng.uniform(POLE_DEG + 2.0, 80.0), rng.uniform(-1, 1))
     return SceneObject(
-        shape=rng.choice(SHAPES),
+        shape=shape,
         color=color,
         yaw_deg=round(yaw, 2),
-        pitch_deg=round(rng.uniform(-35.0, 45.0), 2),
+        pitch_deg=round(pitch, 2),
         size_deg=round(size, 2),
         rotation_deg=round(rng.uniform(-20.0, 20.0), 2),
     )
 
 
-def sample_scene(seed: int, index: int) -> SynthScene:
+def _check_options(seam_share: float, pole_share: float, force: str | None) -> None:
+    for name, share in (("seam_share", seam_share), ("pole_share", pole_share)):
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {share}")
+    if force is not None and force not in SUBSETS:
+        raise ValueError(f"unknown subset {force!r}; expected one of {SUBSETS}")
+
+
+def sample_scene(
+    seed: int,
+    index: int,
+    *,
+    seam_share: float = SEAM_SHARE,
+    pole_share: float = 0.0,
+    force: str | None = None,
+) -> SynthScene:
     """The scene of panorama ``index`` for ``seed`` (independent of how many are generated).
 
     Objects get distinct colours, never overlap (centres apart by more than the sum of their
-    radii plus a margin); about a third of the scenes have an object across the ±180° seam.
+    radii plus a margin). ``seam_share`` of the scenes (in expectation) get an object across the
+    ±180° seam and ``pole_share`` an object near a pole (``|pitch| >= POLE_DEG``); ``force``
+    (one of :data:`SUBSETS`) gives this scene such an object for sure. The defaults draw exactly
+    the scenes of earlier versions.
     """
+    _check_options(seam_share, pole_share, force)
     rng = random.Random(
         int(torch.randint(0, 2**62, (1,), generator=sample_generator(seed, -1, index)))
     )
     count = rng.choice((2, 3, 3))
     colors = rng.sample(list(COLORS), count)
     objects: list[SceneObject] = []
-    straddle = rng.random() < 0.35
+    straddle = rng.random() < seam_share or force == "seam"
+    polar = (pole_share > 0 and rng.random() < pole_share) or force == "pole"
+    polar_k = 1 if straddle else 0  # the seam object is object 0, the polar one the next
     for k, color in enumerate(colors):
+        forced = (straddle and k == 0) or (polar and k == polar_k) or (force == "small" and k == 0)
         for _ in range(100):
-            obj = _draw_object(rng, color, straddle and k == 0)
+            obj = _draw_object(
+                rng, color, straddle and k == 0, polar and k == polar_k, force == "small" and k == 0
+            )
             if all(
                 _angular_distance_deg(obj, o) > 1.15 * (obj.size_deg + o.size_deg) + 3.0
                 for o in objects
             ):
                 objects.append(obj)
                 break
+        else:
+            if forced:  # never observed; a requested object must not vanish silently
+                raise RuntimeError(f"could not place object {k} of scene {index} (seed {seed})")
     if len(objects) < 2:  # never observed; fail loudly rather than emit an odd scene
         raise RuntimeError(f"could not place two objects in scene {index} (seed {seed})")
     if rng.random() < 0.5:

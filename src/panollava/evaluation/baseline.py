@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from pycocoevalcap.cider.cider_scorer import precook
 
+from panollava.evaluation.grounded import find_scene_graphs
 from panollava.evaluation.javatools import MeteorProcess, ptb_tokenize
 from panollava.evaluation.metrics import ALL_METRICS, expand_metrics
 from panollava.evaluation.samples import PROTOCOLS, build_sample_sets
@@ -213,6 +214,7 @@ def run_blind_baseline(
         for q, caption in sorted(baseline.captions.items()):
             writer.writerow([q, baseline.train_counts[q], baseline.centrality[q], caption])
     refs = read_references(test)
+    scenes = find_scene_graphs(test, [r.url for r in refs.rows])  # synthetic data: grounded too
     wanted = expand_metrics(metrics)
     meteor = MeteorProcess() if "METEOR" in wanted else None
     results = {}
@@ -234,6 +236,7 @@ def run_blind_baseline(
                 inputs=inputs,
                 n_boot=n_boot,
                 seed=seed,
+                scenes=scenes,
             )
     finally:
         if meteor is not None:

@@ -1,4 +1,8 @@
-"""Comparing run folders: a markdown metrics table with CIs, and paired bootstrap tests."""
+"""Comparing run folders: a markdown metrics table with CIs, and paired bootstrap tests.
+
+Runs scored against references with scene graphs also get the grounded table (headline grounded
+metrics with CIs, plus the chance level) and paired tests of the grounded metrics.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,20 @@ from pathlib import Path
 import numpy as np
 
 from panollava.evaluation.bootstrap import PairedResult, paired_bootstrap
+from panollava.evaluation.grounded import HEADLINE, paired_grounded
 from panollava.evaluation.metrics import ALL_METRICS, CaptionScores
 from panollava.evaluation.scoring import LoadedRun, load_run_dir
 from panollava.evaluation.tables import TableError
 
-__all__ = ["align_runs", "collect_runs", "compare_markdown", "metrics_table", "paired_markdown"]
+__all__ = [
+    "align_runs",
+    "collect_runs",
+    "compare_markdown",
+    "format_with_ci",
+    "grounded_table",
+    "metrics_table",
+    "paired_markdown",
+]
 
 
 def collect_runs(run_dirs: Sequence[str | Path]) -> dict[str, LoadedRun]:
@@ -32,9 +45,52 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "–" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
 
 
-def metrics_table(runs: dict[str, LoadedRun], *, with_ci: bool = True) -> str:
+def format_with_ci(value: float | None, ci: list | None, bold: bool = False) -> str:
+    """``0.1234 [0.1000, 0.1500]`` (value in bold when ``bold``); ``–`` for no value."""
+    text = _fmt(value)
+    if bold:
+        text = f"**{text}**"
+    if value is not None and ci and ci[0] is not None:
+        text += f" [{_fmt(ci[0])}, {_fmt(ci[1])}]"
+    return text
+
+
+def grounded_table(
+    runs: dict[str, LoadedRun], *, metrics: tuple[str, ...] = HEADLINE, with_chance: bool = True
+) -> str:
+    """Markdown table of the grounded metrics (95% CIs) of the runs that have them, the best per
+    column in bold, and a last row with the chance level; ``""`` when no run has them."""
+    grounded = {k: r.entry["grounded"] for k, r in runs.items() if "grounded" in r.entry}
+    if not grounded:
+        return ""
+    best = {}
+    for m in metrics:
+        values = [g["metrics"].get(m) for g in grounded.values()]
+        values = [v for v in values if v is not None]
+        best[m] = max(values) if len(values) > 1 else None
+    header = ["run (grounded)", "pairs", *metrics]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, g in grounded.items():
+        cells = [label, str(g["counts"]["samples"])]
+        for m in metrics:
+            value = g["metrics"].get(m)
+            bold = value is not None and value == best[m]
+            cells.append(format_with_ci(value, g["ci95"].get(m), bold))
+        lines.append("| " + " | ".join(cells) + " |")
+    chance = next((r.grounded_chance for r in runs.values() if r.grounded_chance), None)
+    if with_chance and chance is not None:
+        cells = ["chance (random scene captions)", str(chance["counts"]["samples"])]
+        cells += [format_with_ci(chance["metrics"].get(m), chance["ci95"].get(m)) for m in metrics]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def metrics_table(
+    runs: dict[str, LoadedRun], *, with_ci: bool = True, grounded: bool = True
+) -> str:
     """Markdown table: rows runs, columns metrics; 95% CIs; the best value per column among runs
-    of the same protocol in bold (numbers of different protocols are not comparable)."""
+    of the same protocol in bold (numbers of different protocols are not comparable). With
+    ``grounded``, the grounded table (:func:`grounded_table`) follows when there is one."""
     metrics = [m for m in ALL_METRICS if any(m in r.entry["metrics"] for r in runs.values())]
     best, group_size = {}, {}
     for protocol in {r.protocol for r in runs.values()}:  # best among runs of one protocol
@@ -66,6 +122,10 @@ def metrics_table(runs: dict[str, LoadedRun], *, with_ci: bool = True) -> str:
     )
     if notes:
         lines += ["", *(f"n/a — {n}" for n in notes)]
+    extra = grounded_table(runs) if grounded else ""
+    if extra:
+        lines += ["", "Grounded metrics (predictions parsed and checked against the scene graphs):"]
+        lines += ["", extra]
     return "\n".join(lines)
 
 
@@ -110,6 +170,10 @@ def paired_markdown(
         "| metric | difference | 95% CI | p (two-sided) |",
         "|---|---|---|---|",
     ]
+    if a.grounded is not None and b.grounded is not None:
+        results += paired_grounded(
+            a.grounded, b.grounded, n_boot=n_boot, seed=seed, metrics=HEADLINE
+        )
     for r in results:
         lines.append(
             f"| {r.metric} | {r.difference:+.4f} | [{r.ci[0]:+.4f}, {r.ci[1]:+.4f}] | {r.p_value:.3f} |"

@@ -1,14 +1,17 @@
 """``panollava report RUN_DIR``: ``report.md`` + ``report.html`` for a scored run folder.
 
-Sections: the metrics table (95% CIs), a bar chart of the metrics per run (``metrics.png``), a
-per-query breakdown (mean per-sample CIDEr-D and sample count per query and run) and a gallery of
-examples (ERP thumbnail when the image exists locally, query, references, each run's prediction).
+Sections: the metrics table (95% CIs), a bar chart of the metrics per run (``metrics.png``), the
+grounded metrics when the references have scene graphs (every grounded metric per run, next to the
+chance level and any baseline run folders passed in, e.g. ``baseline blind``'s), a per-query
+breakdown (mean per-sample CIDEr-D and sample count per query and run) and a gallery of examples
+(ERP thumbnail when the image exists locally, query, references, each run's prediction).
 """
 
 from __future__ import annotations
 
 import html
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -17,7 +20,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
-from panollava.evaluation.compare import metrics_table
+from panollava.evaluation.compare import collect_runs, format_with_ci, metrics_table
+from panollava.evaluation.grounded import METRICS as GROUNDED_METRICS
 from panollava.evaluation.metrics import ALL_METRICS
 from panollava.evaluation.scoring import LoadedRun, load_run_dir
 
@@ -123,6 +127,32 @@ def _bar_chart(runs: dict[str, LoadedRun], path: Path) -> None:
     fig.savefig(path)
 
 
+def _grounded(doc: _Doc, meta: dict, runs: dict[str, LoadedRun], baselines: dict) -> None:
+    """Every grounded metric (rows) per run, baseline run and chance (columns), 95% CIs."""
+    columns = {label: r.entry["grounded"] for label, r in runs.items() if "grounded" in r.entry}
+    for label, r in baselines.items():
+        if "grounded" in r.entry:
+            columns[f"{label} (baseline)" if label in columns else label] = r.entry["grounded"]
+    if not columns:
+        return
+    columns["chance"] = meta["grounded"]["chance"]
+    doc.heading("Grounded metrics (scene graphs)")
+    doc.paragraph(
+        "Each prediction is parsed with the synthetic caption grammar (colours, shapes, "
+        "directions, relations, counts, background words) and checked against the scene graph of "
+        "its image; micro-averaged over (image, query) pairs, 95% CIs from image resamples. "
+        f"Chance: {meta['grounded']['chance_method']}. Scene graphs: "
+        f"{', '.join(meta['grounded']['scene_graphs'])}."
+    )
+    rows = []
+    for name in GROUNDED_METRICS:
+        cells = [
+            format_with_ci(c["metrics"].get(name), c["ci95"].get(name)) for c in columns.values()
+        ]
+        rows.append([name, *cells])
+    doc.table(["metric", *columns], rows)
+
+
 def _per_query(doc: _Doc, runs: dict[str, LoadedRun], metric: str = "CIDEr") -> None:
     queries = sorted({q for r in runs.values() for q in r.samples.queries})
     header = ["query", *(f"{label} {metric}" for label in runs), "samples"]
@@ -188,12 +218,21 @@ _CSS = (
 
 
 def write_report(
-    run_dir: str | Path, *, images: str | Path | None = None, examples: int = 8, seed: int = 0
+    run_dir: str | Path,
+    *,
+    images: str | Path | None = None,
+    examples: int = 8,
+    seed: int = 0,
+    baselines: Sequence[str | Path] = (),
 ) -> tuple[Path, Path]:
-    """Write ``report.md``, ``report.html`` and their assets into ``run_dir``; returns both paths."""
+    """Write ``report.md``, ``report.html`` and their assets into ``run_dir``; returns both paths.
+
+    ``baselines``: other run folders (e.g. ``baseline blind``'s ``grouped/``) whose grounded
+    metrics are shown next to the runs'."""
     run_dir = Path(run_dir)
     meta, loaded = load_run_dir(run_dir)
     runs = dict(loaded)
+    others = collect_runs(baselines) if baselines else {}
     roots = [Path(images)] if images is not None else []
     for key in ("references", "predictions"):
         if meta["inputs"].get(key):
@@ -207,7 +246,7 @@ def write_report(
         f"{meta['bootstrap']['seed']}."
     )
     doc.heading("Metrics")
-    table_md = metrics_table(runs)
+    table_md = metrics_table(runs, grounded=False)
     table_lines = [ln for ln in table_md.splitlines() if ln.startswith("|")]
     header = [c.strip() for c in table_lines[0].strip("|").split("|")]
     rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in table_lines[2:]]
@@ -219,6 +258,8 @@ def write_report(
     (run_dir / ASSETS).mkdir(exist_ok=True)
     _bar_chart(runs, run_dir / ASSETS / "metrics.png")
     doc.image(f"{ASSETS}/metrics.png", "metrics per run")
+    if "grounded" in meta:
+        _grounded(doc, meta, runs, others)
     _per_query(doc, runs)
     _gallery(doc, run_dir, runs, roots, examples, seed)
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"

@@ -8,6 +8,10 @@ A run folder holds one or more runs (one per ``method`` of the predictions file)
 * ``per_sample.csv``: one line per (run, sample) with the texts, every per-sample score and the
   BLEU/METEOR sufficient statistics, so CIs and paired tests can be recomputed later
   (:mod:`panollava.evaluation.compare`).
+* when the references come with scene graphs (synthetic data, see
+  :mod:`panollava.evaluation.grounded` for how they are found): grounded metrics per run under
+  ``runs.<run>.grounded`` (with CIs), the chance level and the scene.json files under ``grounded``,
+  and ``grounded.csv``: the per-(image, query) counts they are computed from.
 """
 
 from __future__ import annotations
@@ -25,6 +29,19 @@ from pathlib import Path
 import numpy as np
 
 from panollava.evaluation.bootstrap import bootstrap_ci
+from panollava.evaluation.grounded import (
+    CHANCE_METHOD,
+    GROUNDED_FILE,
+    GroundedSamples,
+    SceneGraphs,
+    chance_samples,
+    find_scene_graphs,
+    grounded_entry,
+    grounded_samples,
+    metric_definitions,
+    read_grounded_csv,
+    write_grounded_csv,
+)
 from panollava.evaluation.javatools import MeteorProcess, java_version
 from panollava.evaluation.metrics import (
     ALL_METRICS,
@@ -145,14 +162,17 @@ def write_run_dir(
     inputs: dict[str, str | None],
     n_boot: int = 1000,
     seed: int = 0,
+    scenes: SceneGraphs | None = None,
 ) -> dict:
-    """Write ``metrics.json`` and ``per_sample.csv``; returns the metrics.json content."""
+    """Write ``metrics.json`` and ``per_sample.csv`` (+ the grounded metrics and ``grounded.csv``
+    when ``scenes`` are given); returns the metrics.json content."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = {}
     for run, samples in sets.items():
         ci = bootstrap_ci(scores[run], samples.urls, n_boot=n_boot, seed=seed)
         runs[run] = _run_entry(samples, scores[run], ci)
+    grounded = _grounded(out, sets, scenes, runs, n_boot=n_boot, seed=seed)
     meta = {
         "schema": SCHEMA,
         "protocol": protocol,
@@ -164,9 +184,45 @@ def write_run_dir(
         "metric_notes": METRIC_NOTES,
         "runs": runs,
     }
+    if grounded is not None:
+        meta["grounded"] = grounded
     (out / METRICS_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     _write_per_sample(out / PER_SAMPLE_FILE, sets, scores)
     return meta
+
+
+def _grounded(
+    out: Path,
+    sets: dict[str, SampleSet],
+    scenes: SceneGraphs | None,
+    runs: dict[str, dict],
+    *,
+    n_boot: int,
+    seed: int,
+) -> dict | None:
+    """Grounded entries into ``runs``, ``grounded.csv``; returns metrics.json's ``grounded``."""
+    path = out / GROUNDED_FILE
+    if scenes is None:
+        path.unlink(missing_ok=True)  # a stale file of an earlier scoring must not be read back
+        return None
+    per_run: dict[str, GroundedSamples] = {}
+    for run, samples in sets.items():
+        per_run[run] = grounded_samples(
+            samples.urls, samples.queries, samples.predictions, scenes.scenes
+        )
+        runs[run]["grounded"] = grounded_entry(per_run[run], n_boot=n_boot, seed=seed)
+    keys = list(dict.fromkeys(k for g in per_run.values() for k in g.keys))
+    chance = chance_samples(keys, scenes.scenes)
+    write_grounded_csv(path, per_run)
+    return {
+        "scene_graphs": [str(f.resolve()) for f in scenes.files],
+        "chance": grounded_entry(chance, n_boot=n_boot, seed=seed),
+        "chance_method": CHANCE_METHOD,
+        "note": "counts per (image, query) in grounded.csv (tp/fp/fn of named objects, colours "
+        "or shapes; *_ok/*_n of directions, relations, counts, background attributes, subset "
+        "objects); parser and rules: panollava.evaluation.grounded",
+        "definitions": metric_definitions(),
+    }
 
 
 def _write_per_sample(
@@ -215,13 +271,15 @@ def score_files(
     ref_table = read_references(references) if references is not None else None
     sets = build_sample_sets(pred_table, ref_table, protocol=protocol, allow_missing=allow_missing)
     scores = score_sample_sets(sets, metrics=metrics, corenlp_dir=corenlp_dir)
+    urls = [u for s in sets.values() for u in s.urls]
+    scenes = find_scene_graphs(references if references is not None else predictions, urls)
     inputs = {
         "predictions": str(Path(predictions).resolve()),
         "references": str(Path(references).resolve()) if references is not None else None,
         "layout": pred_table.layout,
     }
     return write_run_dir(
-        out, sets, scores, protocol=protocol, inputs=inputs, n_boot=n_boot, seed=seed
+        out, sets, scores, protocol=protocol, inputs=inputs, n_boot=n_boot, seed=seed, scenes=scenes
     )
 
 
@@ -235,6 +293,8 @@ class LoadedRun:
     entry: dict  # the run's metrics.json entry
     samples: SampleSet
     scores: CaptionScores
+    grounded: GroundedSamples | None = None  # per-(image, query) counts, when scene graphs exist
+    grounded_chance: dict | None = None  # metrics.json's chance entry of the folder
 
 
 def _float(text: str) -> float:
@@ -258,6 +318,14 @@ def load_run_dir(run_dir: str | Path) -> tuple[dict, dict[str, LoadedRun]]:
             if row["run"] not in rows_by_run:
                 raise TableError(f"{samples_path}: run {row['run']!r} is not in {meta_path}")
             rows_by_run[row["run"]].append(row)
+    grounded = {}
+    if "grounded" in meta:
+        if not (run_dir / GROUNDED_FILE).is_file():
+            raise TableError(
+                f"{run_dir / GROUNDED_FILE} not found but {meta_path} has grounded "
+                "metrics: score the folder again"
+            )
+        grounded = read_grounded_csv(run_dir / GROUNDED_FILE)
     runs = {}
     for name, rows in rows_by_run.items():
         entry = meta["runs"][name]
@@ -282,5 +350,8 @@ def load_run_dir(run_dir: str | Path) -> tuple[dict, dict[str, LoadedRun]]:
             meteor_stats=meteor,
             unavailable=entry.get("unavailable", {}),
         )
-        runs[name] = LoadedRun(name, run_dir, protocol, entry, samples, scores)
+        chance = meta.get("grounded", {}).get("chance")
+        runs[name] = LoadedRun(
+            name, run_dir, protocol, entry, samples, scores, grounded.get(name), chance
+        )
     return meta, runs

@@ -45,14 +45,15 @@ def check_loss_reaches_trainable(model: nn.Module, loss: torch.Tensor) -> dict[s
     """Parameter counts per top-level module that receive a non-zero gradient from ``loss``.
 
     Raises :class:`DeadLossError` (with :func:`likely_cause`) when none does. Does not modify
-    ``.grad`` of any parameter.
+    ``.grad`` of any parameter, and frees ``loss``'s graph (the check must not hold a step's
+    activations while training starts).
     """
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not loss.requires_grad or not named:
         raise DeadLossError(
             f"the loss's gradient reaches no trainable parameter: {likely_cause(model)}"
         )
-    grads = torch.autograd.grad(loss, [p for _, p in named], retain_graph=True, allow_unused=True)
+    grads = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
     reached: dict[str, int] = {}
     for (name, p), g in zip(named, grads, strict=True):
         if g is not None and bool(g.abs().sum() > 0):

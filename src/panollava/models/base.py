@@ -79,7 +79,8 @@ class System(Protocol):
         """The configured overlap loss (an ``nn.Module`` when it has trainable parts)."""
 
     def check_stage(self, stage: Stage, batch: dict[str, Any]) -> None:
-        """Step-0 checks on one batch (e.g. the dead-loss check when an overlap loss is on)."""
+        """Step-0 checks (e.g. the dead-loss check when an overlap loss is on), run by the engine
+        on the placed model in the training dtype, on a batch of one sample."""
 
     def export(self, out_dir: Path, extra: dict[str, Any]) -> Path:
         """Write the trained model as standard folder(s) loadable without training code."""

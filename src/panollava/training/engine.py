@@ -11,6 +11,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from pytorch_lightning.strategies import DDPStrategy
 
+from panollava.training.memory import lightning_precision
 from panollava.training.progress import StepProgress
 from panollava.training.schema import StageConfig, TrainConfig
 
@@ -80,7 +81,7 @@ def build_trainer(
         accelerator=train.accelerator,
         devices=train.devices,
         strategy=_strategy(train),
-        precision=precision,
+        precision=lightning_precision(precision),
         max_steps=max_steps,
         max_epochs=-1,
         accumulate_grad_batches=stage.accumulate,

@@ -9,6 +9,7 @@ depend on the accumulation factor.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,11 +52,15 @@ class PanoModule(pl.LightningModule):
         model: nn.Module,
         hparams: TrainHParams,
         overlap_loss: OverlapFn | None = None,
+        *,
+        step0_check: Callable[[dict[str, Any]], None] | None = None,
+        step0_batch: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.hp = hparams
         self.overlap_loss = overlap_loss
+        self._step0 = (step0_check, step0_batch) if step0_check is not None else None
         if hparams.overlap_weight > 0 and overlap_loss is None:
             raise ValueError("overlap_weight > 0 but no overlap loss was configured")
         # Frozen backbone weights are not in our checkpoints; they come from the base model.
@@ -109,6 +114,21 @@ class PanoModule(pl.LightningModule):
         self.log("val/loss", loss, prog_bar=True, batch_size=bs, sync_dist=True)
         for k, v in parts.items():
             self.log(f"val/{k}", v, batch_size=bs, sync_dist=True)
+
+    def on_train_start(self) -> None:
+        """Train mode for the whole model (HF loaders return it in eval mode, which Lightning
+        keeps: LoRA dropout and gradient checkpointing would silently stay off), then the step-0
+        check (e.g. the dead-loss check) on the placed model, in the training dtype and
+        autocast, on the small batch it was given (never a host-side fp32 pass)."""
+        self.train()
+        if self._step0 is None:
+            return
+        check, batch = self._step0
+        self._step0 = None
+        batch = self.trainer.strategy.batch_to_device(batch, self.device)
+        with self.trainer.precision_plugin.forward_context():
+            check(batch)
+        self.model.zero_grad(set_to_none=True)
 
     # --------------------------------------------------------------- optimiser
     def configure_optimizers(self):

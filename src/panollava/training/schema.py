@@ -57,8 +57,15 @@ class TrainConfig(StrictModel):
     strategy: Literal[
         "auto", "ddp", "ddp_spawn", "fsdp", "deepspeed_stage_2", "deepspeed_stage_3"
     ] = "auto"
-    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true"] = Field(
-        "auto", description="auto: bf16-mixed on GPU, 32-true on CPU"
+    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "bf16-pure"] = (
+        Field(
+            "auto",
+            description="auto: bf16-mixed on GPU, 32-true on CPU; bf16-pure: frozen weights in "
+            "bf16, trainable parameters and optimiser state fp32, bf16 autocast",
+        )
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="recompute activations of the LLM and vision tower in the backward"
     )
     grad_clip: float | None = Field(1.0, gt=0, allow_inf_nan=False)
     num_workers: int = Field(0, ge=0)

@@ -6,6 +6,7 @@ finished stages (``stages.json``) and resumes mid-stage from ``<stage>/last.ckpt
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -21,6 +22,7 @@ from panollava.models.base import System
 from panollava.training.checkpoint import load_trainable, save_trainable
 from panollava.training.engine import build_trainer, resolve_precision
 from panollava.training.loader import ResumableLoader
+from panollava.training.memory import apply_memory_settings
 from panollava.training.module import PanoModule, TrainHParams
 from panollava.training.run import RunState, find_latest_run, new_run_dir, resume_checkpoint
 from panollava.training.schema import StageConfig
@@ -173,8 +175,14 @@ def _run_stage(
     stage_dir.mkdir(exist_ok=True)
     train_loader, val_loader = _loaders(system, stage, cfg)
     total = _stage_steps(stage, len(train_loader.dataset), _world_size(cfg))
-    system.check_stage(stage, next(iter(_fresh(train_loader))))
-    module = PanoModule(system.model, _hparams(stage, total, precision), system.overlap_loss())
+    apply_memory_settings(system.model, cfg.train, precision)
+    module = PanoModule(
+        system.model,
+        _hparams(stage, total, precision),
+        system.overlap_loss(),
+        step0_check=functools.partial(system.check_stage, stage),
+        step0_batch=train_loader.collate_fn([train_loader.dataset[0]]),  # the smallest batch
+    )
     trainer = build_trainer(
         cfg.train,
         stage,
@@ -197,8 +205,3 @@ def _run_stage(
     record.weights = str(weights.relative_to(run_dir))
     record.seconds += time.perf_counter() - t0
     state.save()
-
-
-def _fresh(loader: ResumableLoader) -> DataLoader:
-    """A plain loader over the same data (peeking a batch must not advance the resumable one)."""
-    return DataLoader(loader.dataset, batch_size=loader.batch_size, collate_fn=loader.collate_fn)

@@ -12,6 +12,8 @@ import transformers
 from transformers.models.got_ocr2.image_processing_got_ocr2 import get_optimal_tiled_canvas
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
+from panollava.models.adapters.arch import arch_for_checkpoint, build_arch_model
+from panollava.models.adapters.arch_processing import build_arch_processor
 from panollava.models.adapters.collate import AdapterCollate
 from panollava.models.adapters.families import FamilyFacts, get_family, resolve_module
 from panollava.models.adapters.tiny import build_tiny
@@ -114,11 +116,16 @@ def _panorope(input_ids, attention_mask, layout, **kw):
     return panorope_positions(input_ids, attention_mask, layout, **kw)
 
 
-def _load(facts: FamilyFacts, checkpoint: str | None, views, tiny_corpus, dtype):
+def _load(facts: FamilyFacts, checkpoint: str | None, views, tiny_corpus, dtype, arch_layers=None):
     """``(model, processor, checkpoint dtype)``; tiny stand-ins are float32 checkpoints."""
     if checkpoint == "tiny":
         model, processor = build_tiny(facts.name, corpus=tiny_corpus, image_size=views.tile_size)
         return model, processor, torch.float32
+    if checkpoint is not None and checkpoint.startswith("arch:"):  # real architecture, random
+        row = arch_for_checkpoint(facts.name, checkpoint.removeprefix("arch:") or None)
+        model = build_arch_model(row, layers=arch_layers, dtype=dtype or torch.float32)
+        # every target's config.json publishes torch_dtype bfloat16
+        return model, build_arch_processor(row, tiny_corpus), torch.bfloat16
     name = checkpoint or facts.default_checkpoint
     # The published dtype, from config.json (loading with ``dtype=`` overwrites model.config's).
     published = transformers.AutoConfig.from_pretrained(name).dtype
@@ -148,15 +155,17 @@ def load_adapter(
     tiny_corpus: list[str] | None = None,
     dtype: torch.dtype | None = None,
     panorope: bool = False,
+    arch_layers: int | None = None,
 ) -> LoadedAdapter:
-    """Model + processor + wrapper for ``family`` (``checkpoint=None`` and no corpus: family default)."""
+    """Model + processor + wrapper for ``family`` (``checkpoint=None`` and no corpus: family default;
+    ``"tiny"``: toy stand-in; ``"arch:<hub id>"``: that checkpoint's architecture, random weights)."""
     facts = get_family(family)
     if views.strategy == "native" and panorope:
         raise ValueError("PanoRoPE needs tiles: the 'native' strategy feeds the ERP as one image")
     if panorope:  # before any weights load: tiles reaching a pole are refused, saying why
         check_panorope_layout(make_layout(views))
     facts.check_dtype(dtype)
-    model, processor, published = _load(facts, checkpoint, views, tiny_corpus, dtype)
+    model, processor, published = _load(facts, checkpoint, views, tiny_corpus, dtype, arch_layers)
     token_id = facts.image_token_id(model)
     _check_image_token(facts, processor, token_id)
     tokens = view_tokens(processor, facts, views.tile_size, views.tile_size)

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from panollava.strict import StrictModel
 
@@ -202,7 +202,14 @@ class PanoAdaptConfig(StrictModel):
 
     system: Literal["panoadapt"] = "panoadapt"
     family: Family
-    source: Literal["pretrained", "tiny"] = "pretrained"
+    source: Literal["pretrained", "tiny", "arch"] = Field(
+        "pretrained", description="arch: the checkpoint's real architecture, random weights"
+    )
+    arch_layers: int | None = Field(
+        None,
+        ge=1,
+        description="source arch: blocks kept in the LLM and vision tower (cost scaling)",
+    )
     checkpoint: str | None = Field(None, description="HF id or path; None = the family default")
     panorope: bool = Field(False, description="panorama-aware position ids (train + generate)")
     view_labels: bool = Field(False, description="name each view's direction in the prompt")
@@ -210,6 +217,12 @@ class PanoAdaptConfig(StrictModel):
     def check_dtype(self, dtype: object) -> None:
         """Raise ``PrecisionError`` for fp16 (a precision or dtype name) on a bf16-only family."""
         get_family(self.family).check_dtype(dtype)
+
+    @model_validator(mode="after")
+    def _arch_layers_need_arch(self) -> PanoAdaptConfig:
+        if self.arch_layers is not None and self.source != "arch":
+            raise ValueError("model.arch_layers only applies to model.source: arch")
+        return self
 
     def resolved_checkpoint(self) -> str:
         return self.checkpoint or FAMILIES[self.family].default_checkpoint

@@ -128,7 +128,15 @@ def build_panoadapt_system(cfg: PanoConfig, run_dir: Path | None = None) -> Pano
     if mcfg.source == "tiny":
         checkpoint = "tiny"
         corpus = [f"{r.query} {r.reference}" for r in split_rows(cfg, "train")]
+    elif mcfg.source == "arch":
+        checkpoint = f"arch:{checkpoint}"
+        corpus = [f"{r.query} {r.reference}" for r in split_rows(cfg, "train")]
     loaded = load_adapter(
-        mcfg.family, cfg.views, checkpoint=checkpoint, tiny_corpus=corpus, panorope=mcfg.panorope
+        mcfg.family,
+        cfg.views,
+        checkpoint=checkpoint,
+        tiny_corpus=corpus,
+        panorope=mcfg.panorope,
+        arch_layers=mcfg.arch_layers,
     )
     return PanoAdaptSystem(cfg, loaded, run_dir)

@@ -12,6 +12,7 @@ from transformers import (
     SiglipVisionConfig,
 )
 
+from panollava.models.adapters.arch import build_arch_model, get_arch
 from panollava.models.panollava.encoder import VisionEncoder
 from panollava.models.panollava.model import PanoLLaVA
 from panollava.models.panollava.projector import PanoramaProjector
@@ -74,6 +75,9 @@ def build_panollava(
     if cfg.source == "tiny":
         encoder = tiny_vision_encoder(cfg.tiny, image_size=views.tile_size)
         llm = tiny_llm(cfg.tiny, vocab_size=len(tokenizer))
+    elif cfg.source == "arch":  # published architectures, random weights
+        encoder = VisionEncoder(build_arch_model(get_arch(cfg.vision_name), layers=cfg.arch_layers))
+        llm = build_arch_model(get_arch(cfg.llm_name), layers=cfg.arch_layers)
     else:
         encoder = VisionEncoder.from_pretrained(cfg.vision_name)
         llm = AutoModelForCausalLM.from_pretrained(cfg.llm_name)

@@ -46,7 +46,12 @@ class PanoLLaVAConfig(StrictModel):
     """The custom VLM (SYSTEM.md §6). ``source: tiny`` builds random-weight stand-ins offline."""
 
     system: Literal["panollava"] = "panollava"
-    source: Literal["pretrained", "tiny"] = "pretrained"
+    source: Literal["pretrained", "tiny", "arch"] = Field(
+        "pretrained", description="arch: the named checkpoints' real architectures, random weights"
+    )
+    arch_layers: int | None = Field(
+        None, ge=1, description="source arch: blocks kept in the LLM and vision encoder"
+    )
     vision_name: str = Field(
         "google/siglip2-so400m-patch16-256",
         description="HF id or path of the vision encoder (SigLIP/SigLIP2, CLIP, DINOv2)",
@@ -65,6 +70,8 @@ class PanoLLaVAConfig(StrictModel):
 
     @model_validator(mode="after")
     def _compatible(self) -> PanoLLaVAConfig:
+        if self.arch_layers is not None and self.source != "arch":
+            raise ValueError("model.arch_layers only applies to model.source: arch")
         if self.projector.stitching == "stride_views":
             check_resampler_compatibility(
                 self.resampler, needs_grid=True, reason="model.projector.stitching='stride_views'"

@@ -12,8 +12,10 @@ from transformers import AutoTokenizer
 
 from panollava.config import PanoConfig, load_config, save_config
 from panollava.data.collate import PanoCollate
-from panollava.data.datasets import build_dataset
+from panollava.data.datasets import build_dataset, split_rows
 from panollava.losses import build_overlap_loss, check_loss_reaches_trainable
+from panollava.models.adapters.arch import get_arch
+from panollava.models.adapters.arch_processing import arch_tokenizer
 from panollava.models.base import Stage
 from panollava.models.export import export_hf
 from panollava.models.lora import apply_lora, parameter_summary
@@ -210,8 +212,19 @@ def build_panollava_system(cfg: PanoConfig, run_dir: Path | None = None) -> Pano
             "model.tokenizer must name a tokenizer folder for source: tiny "
             "(`panollava data synth` writes one next to the data)"
         )
-    tokenizer = AutoTokenizer.from_pretrained(name)
+    if mcfg.source == "arch" and mcfg.tokenizer is None:
+        tokenizer = _arch_tokenizer(cfg)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(name)
     model = build_panollava(mcfg, cfg.views, tokenizer)
     system = PanoLLaVASystem(cfg, model, tokenizer)
     system.run_dir = run_dir
     return system
+
+
+def _arch_tokenizer(cfg: PanoConfig):
+    """Word-level stand-in of the LLM's tokenizer (published special ids) for ``source: arch``;
+    the vision token takes id 151,669, the id the real Qwen3 tokenizer gives an added token."""
+    corpus = [f"{r.query} {r.reference}" for r in split_rows(cfg, "train")]
+    row = get_arch(cfg.model.llm_name)
+    return arch_tokenizer(row, corpus, extra={cfg.model.vision_token: 151669})
