@@ -166,21 +166,25 @@ def test_run_metrics_takes_every_numeric_score_so_later_sections_flow_in() -> No
                 "ci95": {"CIDEr": [1.0, 2.0]},
                 "counts": {"samples": 7},
                 "unavailable": {"SPICE": "no jars"},
-                "grounded": {"overall": {"object_f1": 0.5}, "seam": {"object_f1": 0.25}},
+                "grounded": {  # as evaluation.grounded.grounded_entry writes it
+                    "metrics": {"object F1": 0.5, "seam recall": 0.25, "pole recall": None},
+                    "ci95": {"object F1": [0.25, 0.75]},
+                    "counts": {"samples": 7, "colors": 1},
+                },
             }
         }
     }
     assert run_metrics(metrics_json) == {
         "CIDEr": 1.5,
         "BLEU-4": 0.25,
-        "grounded.overall.object_f1": 0.5,
-        "grounded.seam.object_f1": 0.25,
+        "grounded.object F1": 0.5,
+        "grounded.seam recall": 0.25,
     }
 
 
 def test_aggregate_and_markdown_over_seeds() -> None:
     records = [
-        AblationRecord("fam", v, s, {"CIDEr": c, "grounded.seam.f1": c / 2})
+        AblationRecord("fam", v, s, {"CIDEr": c, "grounded.seam recall": c / 2, "grounded.x": 1.0})
         for v, values in (("base", [1.0, 2.0, 3.0]), ("off", [0.0, 1.0, 1.0]))
         for s, c in zip((0, 1, 2), values, strict=True)
     ]
@@ -189,10 +193,10 @@ def test_aggregate_and_markdown_over_seeds() -> None:
     assert by["base", "CIDEr"]["mean"] == 2.0 and by["base", "CIDEr"]["diff"] is None
     assert by["off", "CIDEr"]["diff"] == pytest.approx(-4 / 3)
     assert by["off", "CIDEr"]["p"] == pytest.approx(0.05719, abs=1e-4)
-    assert by["off", "grounded.seam.f1"]["diff"] == pytest.approx(-2 / 3)
+    assert by["off", "grounded.seam recall"]["diff"] == pytest.approx(-2 / 3)
     md = ablation_markdown(rows, seeds=[0, 1, 2])
     assert "## fam (baseline: base)" in md
-    assert "| variant | CIDEr | grounded.seam.f1 |" in md
+    assert "| variant | CIDEr | grounded.seam recall |" in md  # headline grounded metrics only
     assert "| base | 2.0000 ± 2.4841 |" in md  # 4.303 * 1 / sqrt(3)
     assert "| off | -1.3333 [-2.7676, +0.1009] p=0.057 |" in md
 

@@ -31,7 +31,8 @@ from panollava.config import ConfigError
 from panollava.data.synth import synthesize
 from panollava.evaluation.bootstrap import paired_bootstrap
 from panollava.evaluation.grid import EvalSettings, GridEntry, run_entries
-from panollava.evaluation.metrics import CaptionScores
+from panollava.evaluation.grounded import HEADLINE as GROUNDED_HEADLINE
+from panollava.evaluation.metrics import ALL_METRICS, CaptionScores
 from panollava.evaluation.scoring import METRICS_FILE, PER_SAMPLE_FILE
 from panollava.strict import StrictModel
 
@@ -183,6 +184,8 @@ def paired_seed_test(a: Sequence[float], b: Sequence[float]) -> SeedStats:
 
 
 def _numeric_leaves(tree: Any, prefix: str) -> dict[str, float]:
+    """Dotted numeric leaves; CIs, counts and notes skipped at every depth, and a ``metrics``
+    level adds nothing to the name (``grounded.metrics.object F1`` -> ``grounded.object F1``)."""
     if isinstance(tree, bool):
         return {}
     if isinstance(tree, int | float):
@@ -190,23 +193,21 @@ def _numeric_leaves(tree: Any, prefix: str) -> dict[str, float]:
     if isinstance(tree, dict):
         out: dict[str, float] = {}
         for key, value in tree.items():
-            out.update(_numeric_leaves(value, f"{prefix}.{key}" if prefix else str(key)))
+            if key in _NOT_SCORES:
+                continue
+            name = prefix if key == "metrics" else f"{prefix}.{key}" if prefix else str(key)
+            out.update(_numeric_leaves(value, name))
         return out
     return {}
 
 
 def run_metrics(metrics_json: dict[str, Any]) -> dict[str, float]:
     """Every numeric score of the (single) run of a ``metrics.json``: the caption metrics by
-    name (``CIDEr``), any other scored section by dotted path (``grounded.seam.f1``)."""
+    name (``CIDEr``), other scored sections by dotted path (``grounded.seam recall``)."""
     runs = metrics_json["runs"]
     if len(runs) != 1:
         raise ValueError(f"expected one run in metrics.json, got {list(runs)}")
-    entry = next(iter(runs.values()))
-    out = _numeric_leaves(entry.get("metrics", {}), "")
-    for key, value in entry.items():
-        if key not in _NOT_SCORES and key != "metrics":
-            out.update(_numeric_leaves(value, key))
-    return out
+    return _numeric_leaves(next(iter(runs.values())), "")
 
 
 @dataclass(frozen=True)
@@ -319,10 +320,12 @@ def _metric_order(key: str) -> tuple[int, str]:
 
 
 def _shown(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """Columns of results.md: the headline caption metrics and every non-caption score."""
+    """Columns of results.md: the headline caption metrics, the headline grounded metrics and
+    any other non-caption score (results.csv has every metric)."""
     keys = {r["metric"] for r in rows}
-    caption = {"BLEU-1", "BLEU-2", "BLEU-3", "SPICE"}
-    return sorted((k for k in keys if k not in caption), key=_metric_order)
+    grounded = [f"grounded.{h}" for h in GROUNDED_HEADLINE if f"grounded.{h}" in keys]
+    other = sorted(k for k in keys if k not in ALL_METRICS and not k.startswith("grounded."))
+    return [k for k in HEADLINE if k in keys] + grounded + other
 
 
 def _pm(mean: float, lo: float | None, hi: float | None) -> str:
