@@ -41,6 +41,10 @@ def test_ci_ablation_two_configs_two_seeds(tmp_path: Path, monkeypatch) -> None:
     assert 0.0 <= float(resize["p"]) <= 1.0
     md = (out / "results.md").read_text()
     assert "## qwen2_5_vl (baseline: anyres_e2p)" in md and "±" in md and "p=" in md
+    # the synthetic test split has scene graphs: grounded metrics and the seam subset flow in
+    assert rows["resize", "grounded.object F1"]["baseline"] == "anyres_e2p"
+    assert ("anyres_e2p", "grounded.seam recall") in rows
+    assert "grounded.object F1" in md
 
     def no_model(*args, **kwargs):
         raise AssertionError("finished runs must be reused without loading a model")
