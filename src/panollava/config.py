@@ -339,6 +339,11 @@ def load_config(
             raise ConfigError(f"config file not found: {path}")
         try:
             loaded = _load_yaml(path.read_text(encoding="utf-8"), str(path))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{path} is not UTF-8 text (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r});"
+                f" convert it, e.g. `iconv -f latin1 -t utf-8 {path} > fixed.yaml`"
+            ) from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML: {exc}") from None
         if loaded is not None and not isinstance(loaded, dict):

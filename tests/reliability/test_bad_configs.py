@@ -4,7 +4,9 @@ later, never an unbounded run)."""
 from __future__ import annotations
 
 import pytest
+from typer.testing import CliRunner
 
+from panollava.cli import app
 from panollava.config import ConfigError, load_config
 
 
@@ -81,3 +83,12 @@ def test_train_with_no_stages_exits_2_before_any_model():
     config = Path(__file__).resolve().parents[2] / "configs" / "panollava" / "tiny.yaml"
     result = CliRunner().invoke(app, ["train", str(config), "train.stages=[]"])
     assert result.exit_code == 2 and "train.stages is empty" in result.output, result.output
+
+
+def test_a_config_that_is_not_utf8_names_the_file_and_the_fix(tmp_path):
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes("experiment: café\n".encode("latin-1"))
+    result = CliRunner().invoke(app, ["config", "validate", str(bad)])
+    assert result.exit_code == 1
+    assert "latin1.yaml" in result.output and "UTF-8" in result.output
+    assert "iconv" in result.output and "Traceback" not in result.output
