@@ -89,7 +89,7 @@ def run_demo(out: Path, *, n: int = 400, seed: int = 0, overrides: list[str] | N
         text = [f"{entry['metrics'][m]:.4f}" if "metrics" in entry else "-" for m in METRICS]
         text += [_grounded_cell(entry["grounded"], m) for m in GROUNDED]
         table.add_row(label, *text)
-    Console().print(table)
+    Console(width=max(Console().width, 150)).print(table)  # all columns readable in logs too
     summary = {
         "model": model["metrics"],
         "blind": blind["metrics"],
