@@ -100,7 +100,9 @@ def test_views_cli_reports_a_missing_image(tmp_path):
 def test_model_union_errors_name_the_real_path():
     with pytest.raises(ConfigError, match=r"unknown key 'model\.resampler\.typ' \(did you mean"):
         load_config(None, ["model.system=panollava", "model.resampler.typ=mlp"])
-    with pytest.raises(ConfigError, match=r"unknown key 'model\.foo'; valid keys here: .*checkpoint"):
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'model\.foo'; valid keys here: .*checkpoint"
+    ):
         load_config(None, ["model.system=panoadapt", "model.family=gemma3", "model.foo=1"])
     cfg = load_config(None, ["model.system=panoadapt", "model.family=qwen2_5_vl"])
     assert cfg.model.resolved_checkpoint() == "Qwen/Qwen2.5-VL-3B-Instruct"

@@ -49,13 +49,13 @@ def test_overlap_loss_reaches_vision_lora(family, loss):
         and out.features.shape[2] == wrapper.token_grid[0] * wrapper.token_grid[1]
     )
     assert all(len(p) > 0 for p in out.pairs[0])
-    total, parts = build_overlap_loss(OverlapLossConfig(type=loss, min_pairs=1))(
-        out.features, out.pairs
-    )
+    overlap = build_overlap_loss(OverlapLossConfig(type=loss, min_pairs=1))
+    total, parts = overlap(out.features, out.pairs)
     assert total > 0 and parts["pairs"] == 16
-    reached = check_loss_reaches_trainable(wrapper.hf_model, total)
+    reached = check_loss_reaches_trainable(wrapper.hf_model, total)  # frees the graph
     assert reached
-    total.backward()
+    out = wrapper.step(_batch(la))
+    overlap(out.features, out.pairs)[0].backward()
     vision_lora = [
         p
         for n, p in wrapper.hf_model.named_parameters()

@@ -33,7 +33,9 @@ def _decode(url: str) -> np.ndarray:
 @pytest.fixture(scope="module")
 def served(sample_images) -> dict:
     path = sample_images[1]  # img_02.jpg, Adobe RGB (1998)
-    client = TestClient(create_app(lambda views, query: "ok", ViewsConfig()))
+    client = TestClient(
+        create_app(lambda views, query: "ok", ViewsConfig()), base_url="http://127.0.0.1:8000"
+    )
     res = client.post("/api/panorama", files={"file": (path.name, path.read_bytes(), "image/jpeg")})
     assert res.status_code == 200, res.text
     return {"path": path, **res.json()}

@@ -12,15 +12,12 @@ import math
 import re
 from collections.abc import Iterable
 
-import transformers
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
 from panollava.models.adapters.arch import ArchRow
-from panollava.models.adapters.gemma3 import TEMPLATE as GEMMA_TEMPLATE
-from panollava.models.adapters.tiny import BASE_WORDS, CHATML
-
-_QWEN_IMAGE = "<|vision_start|><|image_pad|><|vision_end|>"
+from panollava.models.adapters.families import get_family
+from panollava.models.adapters.tiny import BASE_WORDS, CHATML, family_module
 
 __all__ = ["arch_tokenizer", "build_arch_processor", "tokens_per_image"]
 
@@ -58,7 +55,8 @@ def arch_tokenizer(
         core.post_processor = processors.TemplateProcessing(
             single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, specials[bos])]
         )
-    named = _NAMED.get(row.family or "", {})
+    facts = get_family(row.family) if row.family else None
+    named = family_module(facts).named_tokens(facts) if facts else {}
     tok = PreTrainedTokenizerFast(
         tokenizer_object=core,
         unk_token="<unk>",
@@ -71,62 +69,20 @@ def arch_tokenizer(
     tok.add_special_tokens(
         {"additional_special_tokens": others}, replace_extra_special_tokens=False
     )
-    tok.chat_template = _TEMPLATES.get(row.family or "", CHATML.replace("IMAGE", ""))
+    tok.chat_template = (
+        family_module(facts).chat_template(facts) if facts else CHATML.replace("IMAGE", "")
+    )
     return tok
-
-
-_NAMED = {
-    "internvl": {
-        "start_image_token": "<img>",
-        "end_image_token": "</img>",
-        "context_image_token": "<IMG_CONTEXT>",
-        "video_token": "<video>",
-    },
-    "gemma3": {
-        "boi_token": "<start_of_image>",
-        "eoi_token": "<end_of_image>",
-        "image_token": "<image_soft_token>",
-    },
-}
-_TEMPLATES = {
-    "qwen2_vl": CHATML.replace("IMAGE", _QWEN_IMAGE),
-    "qwen2_5_vl": CHATML.replace("IMAGE", _QWEN_IMAGE),
-    "internvl": CHATML.replace("IMAGE", "<IMG_CONTEXT>"),
-    "gemma3": GEMMA_TEMPLATE,
-}
 
 
 def build_arch_processor(row: ArchRow, corpus: Iterable[str] | None = None):
     """The real processor class of ``row``'s family with its published image-processor settings."""
+    if row.family is None:
+        raise ValueError(f"{row.key} is a {row.kind} part: it has no VLM processor")
     tok = arch_tokenizer(row, corpus)
-    if row.family in ("qwen2_vl", "qwen2_5_vl"):
-        proc_cls = (
-            transformers.Qwen2VLProcessor
-            if row.family == "qwen2_vl"
-            else transformers.Qwen2_5_VLProcessor
-        )
-        return proc_cls(
-            image_processor=transformers.Qwen2VLImageProcessor(**row.image_processor),
-            tokenizer=tok,
-            video_processor=transformers.Qwen2VLVideoProcessor(),
-            chat_template=tok.chat_template,
-        )
-    if row.family == "internvl":
-        return transformers.InternVLProcessor(
-            image_processor=transformers.GotOcr2ImageProcessor(**row.image_processor),
-            tokenizer=tok,
-            video_processor=transformers.InternVLVideoProcessor(),
-            image_seq_length=row.config["image_seq_length"],
-            chat_template=tok.chat_template,
-        )
-    if row.family == "gemma3":
-        return transformers.Gemma3Processor(
-            image_processor=transformers.Gemma3ImageProcessor(**row.image_processor),
-            tokenizer=tok,
-            chat_template=tok.chat_template,
-            image_seq_length=row.config["mm_tokens_per_image"],
-        )
-    raise ValueError(f"{row.key} is a {row.kind} part: it has no VLM processor")
+    facts = get_family(row.family)
+    per_image = row.config.get("image_seq_length", row.config.get("mm_tokens_per_image"))
+    return family_module(facts).make_processor(facts, tok, dict(row.image_processor), per_image)
 
 
 def _qwen_grid(row: ArchRow, height: int, width: int) -> tuple[int, int]:
@@ -177,11 +133,12 @@ def tokens_per_image(row: ArchRow, height: int, width: int | None = None) -> int
     """Image tokens the family's processor emits for one ``height x width`` image (published
     settings; InternVL with the processor's default ``crop_to_patches=True``)."""
     width = height if width is None else width
-    if row.family in ("qwen2_vl", "qwen2_5_vl"):
+    if row.family is None:
+        raise ValueError(f"{row.key} is a {row.kind} part: no image processor")
+    rule = get_family(row.family).image_tokens  # the family table's image-token rule
+    if rule == "merged_patches":  # Qwen: smart resize, 14-px patches merged 2x2
         gh, gw = _qwen_grid(row, height, width)
         return gh * gw
-    if row.family == "internvl":
+    if rule == "tiles":  # InternVL: 448-px crops (+ thumbnail), each image_seq_length tokens
         return _internvl_crops(row, height, width) * row.config["image_seq_length"]
-    if row.family == "gemma3":  # fixed 896-px resize, pan-and-scan off
-        return row.config["mm_tokens_per_image"]
-    raise ValueError(f"{row.key} is a {row.kind} part: no image processor")
+    return row.config["mm_tokens_per_image"]  # fixed (Gemma3: 896-px resize, no pan-and-scan)

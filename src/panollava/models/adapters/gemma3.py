@@ -8,7 +8,7 @@ import transformers
 from panollava.models.adapters.families import FamilyFacts
 from panollava.models.adapters.tiny import build_word_tokenizer, text_config
 
-__all__ = ["build_tiny"]
+__all__ = ["TEMPLATE", "build_tiny", "chat_template", "make_processor", "named_tokens"]
 
 SPECIALS = ["<pad>", "<bos>", "<eos>", "<start_of_turn>", "<end_of_turn>"]
 # Gemma3's template starts with {{ bos_token }}; images are <start_of_image> markers.
@@ -21,21 +21,39 @@ TEMPLATE = (
 )
 
 
-def build_tiny(facts: FamilyFacts, words: list[str], image_size: int):
-    """``(model, processor)``: toy-size Gemma3; its tokenizer adds ``<bos>`` like the real one."""
-    named = {
+def named_tokens(facts: FamilyFacts) -> dict[str, str]:
+    """Special tokens the real tokenizer names as attributes (the processor reads them)."""
+    return {
         "boi_token": "<start_of_image>",
         "eoi_token": "<end_of_image>",
         "image_token": facts.image_token,
     }
+
+
+def chat_template(facts: FamilyFacts) -> str:
+    return TEMPLATE
+
+
+def make_processor(facts: FamilyFacts, tok, image_settings: dict, image_seq_length: int | None):
+    """The family's real processor classes around ``tok`` (``image_seq_length`` per image)."""
+    return getattr(transformers, facts.processor_class)(
+        image_processor=transformers.Gemma3ImageProcessor(**image_settings),
+        tokenizer=tok,
+        chat_template=tok.chat_template,
+        image_seq_length=image_seq_length,
+    )
+
+
+def build_tiny(facts: FamilyFacts, words: list[str], image_size: int):
+    """``(model, processor)``: toy-size Gemma3; its tokenizer adds ``<bos>`` like the real one."""
     tok = build_word_tokenizer(
         words,
         [*SPECIALS, "<start_of_image>", "<end_of_image>", facts.image_token],
         eos="<eos>",
         pad="<pad>",
         bos="<bos>",
-        chat_template=TEMPLATE,
-        named=named,
+        chat_template=chat_template(facts),
+        named=named_tokens(facts),
     )
     ids = tok.get_vocab()
     tokens_per_image = 4
@@ -57,15 +75,8 @@ def build_tiny(facts: FamilyFacts, words: list[str], image_size: int):
         eoi_token_index=ids["<end_of_image>"],
         image_token_index=ids[facts.image_token],
     )
-    image_processor = transformers.Gemma3ImageProcessor(
-        size={"height": image_size, "width": image_size}
-    )
-    processor = getattr(transformers, facts.processor_class)(
-        image_processor=image_processor,
-        tokenizer=tok,
-        chat_template=tok.chat_template,
-        image_seq_length=tokens_per_image,
-    )
+    image_settings = dict(size={"height": image_size, "width": image_size})
+    processor = make_processor(facts, tok, image_settings, tokens_per_image)
     model = cls(cfg).eval()
     # HF initialises the projector to zeros (real checkpoints overwrite it): a zero projector would
     # make every image token identical and cut the vision tower off every loss.

@@ -7,7 +7,7 @@ import transformers
 from panollava.models.adapters.families import FamilyFacts
 from panollava.models.adapters.tiny import CHATML, build_word_tokenizer, text_config
 
-__all__ = ["build_tiny"]
+__all__ = ["build_tiny", "chat_template", "make_processor", "named_tokens"]
 
 SPECIALS = [
     "<|endoftext|>",
@@ -20,19 +20,37 @@ SPECIALS = [
 ]
 
 
+def named_tokens(facts: FamilyFacts) -> dict[str, str]:
+    """Special tokens the real tokenizer names as attributes (none for Qwen)."""
+    return {}
+
+
+def chat_template(facts: FamilyFacts) -> str:
+    return CHATML.replace("IMAGE", f"<|vision_start|>{facts.image_token}<|vision_end|>")
+
+
+def make_processor(facts: FamilyFacts, tok, image_settings: dict, image_seq_length: int | None):
+    """The family's real processor classes around ``tok`` (Qwen counts tokens per image itself)."""
+    return getattr(transformers, facts.processor_class)(
+        image_processor=transformers.Qwen2VLImageProcessor(**image_settings),
+        tokenizer=tok,
+        video_processor=transformers.Qwen2VLVideoProcessor(),
+        chat_template=tok.chat_template,
+    )
+
+
 def build_tiny(facts: FamilyFacts, words: list[str], image_size: int):
     """``(model, processor)``: toy-size config of ``facts.model_class``, real processor classes."""
-    image = f"<|vision_start|>{facts.image_token}<|vision_end|>"
     tok = build_word_tokenizer(
         words,
         SPECIALS,
         eos="<|im_end|>",
         pad="<|endoftext|>",
-        chat_template=CHATML.replace("IMAGE", image),
+        chat_template=chat_template(facts),
     )
     ids = tok.get_vocab()
     pixels = (image_size // 28 * 28) ** 2
-    image_processor = transformers.Qwen2VLImageProcessor(
+    image_settings = dict(
         min_pixels=pixels, max_pixels=pixels, patch_size=14, merge_size=2, temporal_patch_size=2
     )
     vision = dict(depth=2, num_heads=2, patch_size=14, spatial_merge_size=2)
@@ -59,10 +77,4 @@ def build_tiny(facts: FamilyFacts, words: list[str], image_size: int):
         eos_token_id=ids["<|im_end|>"],
         pad_token_id=ids["<|endoftext|>"],
     )
-    processor = getattr(transformers, facts.processor_class)(
-        image_processor=image_processor,
-        tokenizer=tok,
-        video_processor=transformers.Qwen2VLVideoProcessor(),
-        chat_template=tok.chat_template,
-    )
-    return cls(cfg).eval(), processor
+    return cls(cfg).eval(), make_processor(facts, tok, image_settings, None)

@@ -16,9 +16,9 @@ import torch
 from transformers import PreTrainedTokenizerFast
 
 from panollava.data.tokenizer import word_level_tokenizer
-from panollava.models.adapters.families import get_family
+from panollava.models.adapters.families import FamilyFacts, get_family
 
-__all__ = ["CHATML", "build_tiny", "build_word_tokenizer", "text_config"]
+__all__ = ["CHATML", "build_tiny", "build_word_tokenizer", "family_module", "text_config"]
 
 # ChatML (Qwen, InternVL); ``IMAGE`` is replaced by the family's image placeholder text.
 CHATML = (
@@ -94,9 +94,14 @@ def build_tiny(
     """
     facts = get_family(family)
     torch.manual_seed(seed)
-    # The table names the adapter file (plugin lookup, as open_clip's arch table does).
-    module = importlib.import_module(f"panollava.models.adapters.{facts.tiny_module}")
-    return module.build_tiny(facts, _words(corpus), image_size)
+    return family_module(facts).build_tiny(facts, _words(corpus), image_size)
+
+
+def family_module(facts: FamilyFacts):
+    """The family's adapter file ``adapters/<tiny_module>.py``, named in the family table
+    (plugin lookup, as open_clip's arch table does): ``build_tiny``, ``make_processor``,
+    ``named_tokens``, ``chat_template``."""
+    return importlib.import_module(f"panollava.models.adapters.{facts.tiny_module}")
 
 
 def text_config(vocab: int, **extra) -> dict:
