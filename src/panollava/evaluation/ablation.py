@@ -31,6 +31,7 @@ from panollava.config import ConfigError
 from panollava.data.synth import synthesize
 from panollava.evaluation.bootstrap import paired_bootstrap
 from panollava.evaluation.grid import EvalSettings, GridEntry, run_entries
+from panollava.evaluation.grid_tables import save_results
 from panollava.evaluation.grounded import HEADLINE as GROUNDED_HEADLINE
 from panollava.evaluation.metrics import ALL_METRICS, CaptionScores
 from panollava.evaluation.scoring import METRICS_FILE, PER_SAMPLE_FILE
@@ -460,11 +461,4 @@ def run_ablation(
     baselines = {n: f.baseline for n, f in suite.families.items()}
     images = image_paired_tests(files, baselines, n_boot=max(suite.eval.bootstrap, 1))
     table = aggregate(records, baselines, images)
-    md = out / "results.md"
-    md.write_text(ablation_markdown(table, seeds=seeds), encoding="utf-8")
-    path = out / "results.csv"
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(table[0]))
-        writer.writeheader()
-        writer.writerows(table)
-    return md, path
+    return save_results(out, ablation_markdown(table, seeds=seeds), table)

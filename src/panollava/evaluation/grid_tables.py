@@ -31,6 +31,7 @@ __all__ = [
     "reference_rows",
     "results_csv_rows",
     "results_markdown",
+    "save_results",
     "write_results",
 ]
 
@@ -259,9 +260,17 @@ def write_results(rows: Sequence[GridRow], out: Path, *, n_boot: int) -> tuple[P
     """Write ``out/results.md`` and ``out/results.csv`` for finished rows."""
     protocols = [p for p in PROTOCOLS if all(p in r.eval_dirs for r in rows)]
     runs = {p: _protocol_runs(rows, p) for p in protocols}
+    return save_results(
+        out,
+        results_markdown(rows, runs, n_boot=n_boot),
+        results_csv_rows(rows, runs, n_boot=n_boot),
+    )
+
+
+def save_results(out: Path, markdown: str, records: Sequence[dict]) -> tuple[Path, Path]:
+    """``out/results.md`` (the page) and ``out/results.csv`` (one row per record)."""
     md = out / "results.md"
-    md.write_text(results_markdown(rows, runs, n_boot=n_boot), encoding="utf-8")
-    records = results_csv_rows(rows, runs, n_boot=n_boot)
+    md.write_text(markdown, encoding="utf-8")
     path = out / "results.csv"
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(records[0]))
