@@ -5,7 +5,7 @@
 For each panorama (the 6 shared QuIC-360 samples, plus 2048x1024 and 4096x2048 JPEGs made from
 one of them) it times, from the JPEG file:
 
-* ``decode``: our decode alone — ``load_erp_uint8`` at the reduced JPEG scale the views need
+* ``decode``: our decode alone — ``decode_erp`` at the reduced JPEG scale the views need
   (``required_erp_width``), embedded ICC profiles converted to sRGB. The physical floor on a CPU.
 * ``+views``: that decode plus ``build_viewset`` (9 antialiased views, cached sampling plan,
   uint8 fast path). ``ratio`` = ``+views`` / ``decode`` (goal <= 1.5x).
@@ -33,7 +33,7 @@ import py360convert
 import torch
 from PIL import Image
 
-from panollava.data.images import load_erp, load_erp_uint8
+from panollava.data.images import decode_erp, load_erp
 from panollava.data.schema import ImageConfig
 from panollava.geometry import erp_coords_for_view, sample_erp, sample_views
 from panollava.views import build_viewset, make_layout, required_erp_width
@@ -63,7 +63,7 @@ def decode(path: Path, cfg: ViewsConfig, device: str) -> torch.Tensor:
         erp = load_erp(path, min_width=need, device=device)
         torch.cuda.synchronize()
         return erp
-    return load_erp_uint8(path, min_width=need)
+    return decode_erp(path, min_width=need)
 
 
 def decode_and_views(path: Path, cfg: ViewsConfig, device: str) -> torch.Tensor:
@@ -90,13 +90,13 @@ def geometry_checks(path: Path, cfg: ViewsConfig) -> tuple[float, float]:
     """(max level difference fast vs plain sampler on our decode, mean vs py360convert)."""
     tiles = [v.geometry for v in make_layout(cfg).tiles]
     size = (cfg.tile_size, cfg.tile_size)
-    erp = load_erp_uint8(path, min_width=required_erp_width(cfg))[None]  # (1, 3, H, W)
+    erp = decode_erp(path, min_width=required_erp_width(cfg))[None]  # (1, 3, H, W)
     fast = sample_views(erp, tiles, size, antialias=False)[0]  # (T, 3, h, w) in [0, 255]
     hw = tuple(erp.shape[-2:])
     coords = torch.cat([erp_coords_for_view(g, size, hw)[0] for g in tiles])[None]  # stacked
     plain = sample_erp(erp.float(), coords)[0].unflatten(1, (len(tiles), size[0])).transpose(0, 1)
     today = float((fast.round() - plain.round()).abs().max())
-    full = load_erp_uint8(path, cfg=ImageConfig(draft_decode=False))[None]
+    full = decode_erp(path, cfg=ImageConfig(draft_decode=False))[None]
     ours = sample_views(full, tiles, size, antialias=False)[0].round().clamp(0, 255)
     ref = py360_views(path, cfg)[[v.index for v in make_layout(cfg).tiles]]
     ref_t = torch.from_numpy(ref.astype(np.float32)).permute(0, 3, 1, 2)

@@ -54,7 +54,7 @@ def test_eval_mode_groups_pairs_with_all_references(synth_dir):
 
 def test_tables_are_lazy_about_images(synth_dir, monkeypatch):
     opened = []
-    monkeypatch.setattr(datasets_module, "load_erp", lambda *a, **k: opened.append(a) or 1 / 0)
+    monkeypatch.setattr(datasets_module, "decode_erp", lambda *a, **k: opened.append(a) or 1 / 0)
     ds = PanoramaDataset(read_split([synth_dir / "train.tsv"]), mode="train", views=VIEWS)
     assert len(ds) > 0 and not opened
     with pytest.raises(ZeroDivisionError):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from panollava.data.images import ImageLoadError, load_erp, load_erp_uint8
+from panollava.data.images import ImageLoadError, decode_erp, load_erp
 from panollava.data.schema import ImageConfig
 
 
@@ -83,9 +83,15 @@ def test_reduced_scale_jpeg_decoding(tmp_path):
     )
 
 
-def test_uint8_variant(tmp_path):
+def test_decode_erp_keeps_the_decoded_depth(tmp_path):
     Image.fromarray(_gradient()).save(tmp_path / "x.png")
-    assert load_erp_uint8(tmp_path / "x.png").dtype == torch.uint8
+    u8 = decode_erp(tmp_path / "x.png")
+    assert u8.dtype == torch.uint8
+    assert torch.equal(u8.float() / 255, load_erp(tmp_path / "x.png"))
+    arr = np.tile(np.linspace(0, 65535, 256, dtype=np.uint16), (128, 1))
+    Image.fromarray(arr).save(tmp_path / "g16.png")  # deeper than 8 bits: float, not quantized
+    deep = decode_erp(tmp_path / "g16.png")
+    assert deep.dtype == torch.float32 and deep[0, 0, 1] == pytest.approx(257 / 65535, abs=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -243,13 +249,13 @@ def test_embedded_icc_profile_is_converted_to_srgb(sample_images):
     assert (unmanaged - ref).abs().mean() * 255 > 2.0  # the profile matters on this image
     assert (ours - ref).abs().mean() * 255 < 0.5
     assert abs(_saturation(ours) - _saturation(ref)) < 0.005  # 0.185 unmanaged vs ~0.25
-    assert torch.equal(load_erp_uint8(path, min_width=1024), (ours * 255).round().byte())
+    assert torch.equal(decode_erp(path, min_width=1024), (ours * 255).round().byte())
 
 
 def test_srgb_profiles_leave_pixels_alone(sample_images):
     path = sample_images[2]  # img_03.jpg: tagged sRGB IEC61966-2.1
     raw = torch.from_numpy(np.asarray(Image.open(path).convert("RGB")).copy()).permute(2, 0, 1)
-    assert torch.equal(load_erp_uint8(path), raw)
+    assert torch.equal(decode_erp(path), raw)
 
 
 def test_torch_decoder_routes_icc_tagged_jpegs_to_the_cpu(sample_images):

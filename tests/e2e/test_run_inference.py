@@ -227,9 +227,9 @@ def test_eval_decodes_each_panorama_once(panollava_run, reference, monkeypatch):
     from panollava.evaluation.run_eval import evaluate_run
 
     decoded = []
-    real = datasets.load_erp
+    real = datasets.decode_erp
     monkeypatch.setattr(
-        datasets, "load_erp", lambda path, **kw: decoded.append(path) or real(path, **kw)
+        datasets, "decode_erp", lambda path, **kw: decoded.append(path) or real(path, **kw)
     )
     cfg = load_config(panollava_run / "config.yaml")
     out = evaluate_run(cfg, panollava_run, max_new_tokens=8, batch_size=2, n_boot=5)

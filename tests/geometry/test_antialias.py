@@ -64,7 +64,7 @@ def test_uint8_channels_last_path_matches_float(erp, antialias, tol):
     """The fast path (uint8 as Pillow decodes it) samples the same geometry: <= 1 level when
     point sampling; its uint8 pyramid levels are rounded, so <= 2 levels when prefiltering."""
     u8 = (erp * 255).round().to(torch.uint8)
-    hwc = u8[0].permute(1, 2, 0).contiguous()  # what load_erp_uint8 holds
+    hwc = u8[0].permute(1, 2, 0).contiguous()  # what decode_erp holds
     fast = hwc.permute(2, 0, 1)[None]  # (1, 3, H, W) channels-last view
     geoms = [v.geometry for v in build_viewset(erp[0, :, :64, :128], ViewsConfig()).views]
     a = sample_views(fast, geoms, (256, 256), antialias=antialias)

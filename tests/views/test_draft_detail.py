@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from panollava.data.images import load_erp_uint8
+from panollava.data.images import decode_erp
 from panollava.data.schema import ImageConfig
 from panollava.views import build_viewset, make_layout, required_erp_width
 from panollava.views.schema import ViewsConfig
@@ -30,10 +30,10 @@ def test_448px_tile_edges_keep_full_resolution_detail(sample_images):
     path = sample_images[0]
     cfg = ViewsConfig(tile_size=448)
     tiles = [v.index for v in make_layout(cfg).tiles]
-    full = load_erp_uint8(path, cfg=ImageConfig(draft_decode=False))
+    full = decode_erp(path, cfg=ImageConfig(draft_decode=False))
     assert full.shape[-1] == 6006
     ref = build_viewset(full, cfg).pixels[tiles]  # (8, 3, 448, 448)
-    draft = load_erp_uint8(path, min_width=required_erp_width(cfg))
+    draft = decode_erp(path, min_width=required_erp_width(cfg))
     views = build_viewset(draft, cfg).pixels[tiles]
     e = 448 // 8  # outer eighth of the tile on each side
     for band in (slice(0, e), slice(448 - e, 448)):

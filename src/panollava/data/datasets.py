@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from panollava.data.augment import AugmentParams, augment_erp, sample_generator
-from panollava.data.images import ImageLoadError, load_erp
+from panollava.data.images import ImageLoadError, decode_erp
 from panollava.data.quic360 import (
     Annotation,
     DataError,
@@ -37,7 +37,7 @@ from panollava.data.quic360 import (
 from panollava.data.sample import PanoSample
 from panollava.data.schema import AugmentConfig, DataConfig, ImageConfig
 from panollava.data.validate import ensure_valid
-from panollava.views import build_viewset, required_erp_width
+from panollava.views import build_viewset, required_erp_width, unit_float
 from panollava.views.schema import ViewsConfig
 
 __all__ = ["DatasetMode", "PanoramaDataset", "build_dataset", "split_rows"]
@@ -114,13 +114,13 @@ class PanoramaDataset(Dataset):
                 f"{row.where}: {row.url} is an http(s) URL with no local copy; set "
                 "data.cache_dir or run `panollava data download`"
             )
-        try:
-            erp = load_erp(row.image, cfg=self.image_cfg, min_width=self.min_width)  # (3, H, W)
+        try:  # (3, H, W) as decoded: the same views as `infer` (data.images.load_views)
+            erp = decode_erp(row.image, cfg=self.image_cfg, min_width=self.min_width)
         except ImageLoadError as exc:
             raise ImageLoadError(f"{row.where}: {exc}") from None
         params = None
         if self.augment is not None and generator is not None:
-            erp, params = augment_erp(erp, self.augment, generator)
+            erp, params = augment_erp(unit_float(erp), self.augment, generator)
         return build_viewset(erp, self.views_cfg).pixels, params  # (V, 3, h, w)
 
     def __getitem__(self, key: int | tuple[int, int]) -> PanoSample:

@@ -1,4 +1,5 @@
-"""Loading equirectangular panoramas: robust decoding into ``(3, H, W)`` float tensors.
+"""Loading equirectangular panoramas: robust decoding into ``(3, H, W)`` tensors, and the one
+path from a file to its views (:func:`load_views`).
 
 * JPEG / PNG / WebP (anything Pillow reads); EXIF orientation applied;
 * grayscale, RGBA/LA (composited on black), palette, CMYK and 16-bit inputs become 8-bit-accurate
@@ -29,14 +30,17 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from panollava.data.schema import ImageConfig
+from panollava.views import ViewSet, build_viewset, required_erp_width
+from panollava.views.schema import ViewsConfig
 
 __all__ = [
     "ImageLoadError",
     "NotTorchDecodable",
+    "decode_erp",
     "decode_image",
     "decode_jpeg_torch",
     "load_erp",
-    "load_erp_uint8",
+    "load_views",
     "open_image",
 ]
 
@@ -307,18 +311,28 @@ def load_erp(
         except NotTorchDecodable as exc:
             log.info("%s; decoding on CPU instead", exc)
         return load_erp(path, cfg=cfg, min_width=min_width).to(device)
-    arr = decode_image(path, cfg=cfg or ImageConfig(), min_width=min_width)
-    pixels = torch.from_numpy(arr).permute(2, 0, 1)  # (3, H, W) view of the HWC buffer
+    pixels = decode_erp(path, cfg=cfg, min_width=min_width)  # (3, H, W) view of the HWC buffer
     if pixels.dtype == torch.uint8:  # one pass: planar float32 (what grid_sample reads fastest)
         return pixels.to(torch.float32, memory_format=torch.contiguous_format).div_(255.0)
     return pixels.contiguous()
 
 
-def load_erp_uint8(
+def decode_erp(
     path: str | Path, *, cfg: ImageConfig | None = None, min_width: int | None = None
 ) -> torch.Tensor:
-    """Like :func:`load_erp` but ``(3, H, W)`` uint8 (for thumbnails and benchmarks)."""
+    """A panorama ``(3, H, W)`` as decoded: uint8 for 8-bit sources (a channels-last view of
+    the decode buffer, no copy), float32 in ``[0, 1]`` for deeper ones. What the view sampler
+    reads (:func:`load_views`): it converts only the rows it samples."""
     arr = decode_image(path, cfg=cfg or ImageConfig(), min_width=min_width)
-    if arr.dtype != np.uint8:
-        arr = (arr * 255).round().astype(np.uint8)
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+    return torch.from_numpy(arr).permute(2, 0, 1)
+
+
+def load_views(
+    path: str | Path, views: ViewsConfig, *, cfg: ImageConfig | None = None
+) -> tuple[torch.Tensor, ViewSet]:
+    """Decode ``path`` at the resolution ``views`` need and cut them -> ``(erp, ViewSet)``.
+
+    The one path from a file to views: training and eval datasets, ``infer`` and the web demo
+    all use it, so their views are identical (``erp`` as :func:`decode_erp` returns it)."""
+    erp = decode_erp(path, cfg=cfg, min_width=required_erp_width(views))
+    return erp, build_viewset(erp, views)

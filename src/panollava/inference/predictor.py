@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from panollava.config import PanoConfig
-from panollava.data.images import load_erp
+from panollava.data.images import load_views
 from panollava.data.sample import PanoSample
 from panollava.data.schema import ImageConfig
 from panollava.inference.run import load_run
@@ -30,7 +30,7 @@ from panollava.models.adapters.schema import PanoAdaptConfig
 from panollava.models.adapters.system import PanoAdaptSystem
 from panollava.models.base import System
 from panollava.models.panollava.system import HEADS_FILE, load_panollava_export
-from panollava.views import ViewSet, build_viewset, make_layout, required_erp_width
+from panollava.views import ViewSet, make_layout
 from panollava.views.schema import ViewsConfig
 
 __all__ = ["Predictor", "resolve_device", "resolve_dtype"]
@@ -225,9 +225,7 @@ class Predictor:
 
     def load(self, image: str | Path) -> tuple[torch.Tensor, ViewSet]:
         """Decode ``image`` (at the resolution the views need) and cut its views."""
-        need = required_erp_width(self.views_cfg)
-        erp = load_erp(image, cfg=self.image_cfg, min_width=need)  # (3, H, W)
-        return erp, build_viewset(erp, self.views_cfg)
+        return load_views(image, self.views_cfg, cfg=self.image_cfg)
 
     @torch.no_grad()
     def answer_many(self, questions: Sequence[PanoSample]) -> list[str]:

@@ -36,9 +36,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from PIL import Image
 from pydantic import BaseModel
 
-from panollava.data.images import ImageLoadError, load_erp
+from panollava.data.images import ImageLoadError, load_erp, load_views
 from panollava.data.schema import ImageConfig
-from panollava.views import ViewSet, build_viewset, required_erp_width
+from panollava.views import ViewSet
 from panollava.views.schema import ViewsConfig
 
 __all__ = ["LOOPBACK_HOSTS", "Answerer", "create_app"]
@@ -160,13 +160,12 @@ def create_app(
             try:
                 # The views from exactly the decode training and `infer` use; a sharper decode
                 # only for the 360° viewer on the page.
-                erp = load_erp(tmp.name, cfg=image_cfg, min_width=required_erp_width(views))
+                _, viewset = load_views(tmp.name, views, cfg=image_cfg)
                 viewer = load_erp(tmp.name, cfg=image_cfg, min_width=VIEWER_WIDTH)
             except ImageLoadError as exc:
                 raise HTTPException(
                     400, str(exc).replace(tmp.name, file.filename or "upload")
                 ) from None
-        viewset = build_viewset(erp, views)
         pano_id = uuid.uuid4().hex
         store[pano_id] = viewset
         while len(store) > max_panoramas:

@@ -15,5 +15,6 @@ __all__, __getattr__ = lazy_exports(
         "patch_correspondences": "correspondence",
         "required_erp_width": "viewset",
         "ring_yaws": "layout",
+        "unit_float": "viewset",
     },
 )

@@ -42,7 +42,7 @@ def views_command(
     ] = None,
 ) -> None:
     """Write view_XX.png, views.json (py360convert angle conventions) and views.png."""
-    from panollava.data.images import ImageLoadError, load_erp  # deferred: keeps --help fast
+    from panollava.data.images import ImageLoadError, decode_erp  # deferred: keeps --help fast
     from panollava.views import build_viewset, required_erp_width
     from panollava.views.figure import save_views_figure
     from panollava.views.io import save_viewset
@@ -63,9 +63,9 @@ def views_command(
     cfg = load_config_or_fail(config, [*flags_overrides, *(overrides or [])])
     t0 = time.perf_counter()
     with user_errors(ImageLoadError):
-        erp = load_erp(image, cfg=cfg.image, min_width=required_erp_width(cfg.views))
+        erp = decode_erp(image, cfg=cfg.image, min_width=required_erp_width(cfg.views))
     t1 = time.perf_counter()
-    viewset = build_viewset(erp, cfg.views)
+    viewset = build_viewset(erp, cfg.views)  # = data.images.load_views, timed in two parts
     t2 = time.perf_counter()
     save_viewset(viewset, out, source=image, erp_hw=tuple(erp.shape[-2:]))
     fig = save_views_figure(erp, viewset, out / "views.png", title=None)

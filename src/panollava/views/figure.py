@@ -21,7 +21,7 @@ from panollava.geometry import (
     xyz_to_lonlat,
 )
 from panollava.views.layout import ViewLayout, ViewMeta
-from panollava.views.viewset import ViewSet
+from panollava.views.viewset import ViewSet, unit_float
 
 __all__ = ["coverage_map", "footprint_polyline", "save_views_figure"]
 
@@ -60,7 +60,7 @@ def save_views_figure(
     layout = viewset.layout
     thumb_w = min(1024, erp.shape[-1])
     thumb = torch.nn.functional.interpolate(
-        erp[None].float(), size=(thumb_w // 2, thumb_w), mode="area"
+        unit_float(erp)[None], size=(thumb_w // 2, thumb_w), mode="area"
     )[0]
     erp_hw = (thumb_w // 2, thumb_w)
     n_views = len(viewset)

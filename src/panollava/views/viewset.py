@@ -11,7 +11,12 @@ from panollava.geometry import sample_views
 from panollava.views.layout import ViewLayout, ViewMeta, make_layout
 from panollava.views.schema import ViewsConfig
 
-__all__ = ["ViewSet", "build_viewset", "build_viewsets", "required_erp_width"]
+__all__ = ["ViewSet", "build_viewset", "build_viewsets", "required_erp_width", "unit_float"]
+
+
+def unit_float(erp: torch.Tensor) -> torch.Tensor:
+    """An ERP as float in ``[0, 1]``: uint8 ``(..., H, W)`` scaled by 1/255, float returned as is."""
+    return erp.float().div_(255.0) if erp.dtype == torch.uint8 else erp
 
 
 @dataclass
@@ -57,7 +62,7 @@ def build_viewsets(erp: torch.Tensor, cfg: ViewsConfig) -> list[ViewSet]:
     """Views of a batch of ERPs ``(B, 3, H, W)`` (same size) -> ``B`` ViewSets, one sampling call.
 
     ``erp`` is float in ``[0, 1]`` or uint8 (the fast path: channels-last uint8 as
-    :func:`panollava.data.images.load_erp_uint8` returns it is converted only where sampled).
+    :func:`panollava.data.images.decode_erp` returns it is converted only where sampled).
     Pixels are float32 in ``[0, 1]``.
     """
     layout = make_layout(cfg)
@@ -65,7 +70,7 @@ def build_viewsets(erp: torch.Tensor, cfg: ViewsConfig) -> list[ViewSet]:
         raise ValueError(f"expected ERPs of shape (B, 3, H, W), got {tuple(erp.shape)}")
     scale = 255.0 if erp.dtype == torch.uint8 else 1.0
     if layout.native:
-        return [ViewSet(e[None].float().div(scale).contiguous(), layout) for e in erp]
+        return [ViewSet(unit_float(e[None]).contiguous(), layout) for e in erp]
     size = (cfg.tile_size, cfg.tile_size)
     pixels = sample_views(erp, layout.geometries, size, cfg.interpolation, scale=1 / scale)
     if cfg.interpolation == "bicubic":
