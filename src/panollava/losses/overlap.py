@@ -4,7 +4,8 @@ Inputs everywhere: tile features ``(B, T, N, D)`` (global view already excluded)
 a tuple of ``PatchPairs`` whose ``i``/``j`` index that sample's tiles and whose ``idx_i``/``idx_j``
 index the ``N`` patch tokens. All statistics are computed in fp32.
 
-* **VICReg-pairwise** (per adjacent pair, then averaged over pairs):
+* **VICReg-pairwise** (per adjacent pair, then averaged over pairs; pairs with the same number
+  of matches are computed as one batch):
   ``inv·MSE(z_i, z_j) + var·(v(z_i) + v(z_j))/2 + cov·(c(z_i) + c(z_j))`` on the matched tokens,
   with ``v(z) = mean(relu(1 - sqrt(Var(z) + 1e-4)))`` per feature and
   ``c(z) = sum(offdiag(Cov(z))²) / D`` (VICReg, Bardes et al. 2022).
@@ -22,7 +23,8 @@ no usable pair the loss is a zero still connected to the features (DDP needs eve
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -44,40 +46,56 @@ Parts = dict[str, torch.Tensor]
 
 
 def variance_term(z: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
-    """``mean(relu(1 - std))`` over features of tokens ``(K, D)`` (std of each feature over K)."""
-    std = torch.sqrt(z.var(dim=0) + eps)
-    return F.relu(1.0 - std).mean()
+    """``mean(relu(1 - std))`` over features of tokens ``(..., K, D)`` (std of each feature over
+    K) -> ``(...)``."""
+    std = torch.sqrt(z.var(dim=-2) + eps)
+    return F.relu(1.0 - std).mean(-1)
 
 
 def covariance_term(z: torch.Tensor) -> torch.Tensor:
-    """Sum of squared off-diagonal covariance entries / D for tokens ``(K, D)``."""
-    k, d = z.shape
-    zc = z - z.mean(dim=0)
-    cov = zc.T @ zc / max(k - 1, 1)  # (D, D)
-    off = cov - torch.diag(torch.diagonal(cov))
-    return off.pow(2).sum() / d
+    """Sum of squared off-diagonal covariance entries / D for tokens ``(..., K, D)`` -> ``(...)``."""
+    k, d = z.shape[-2:]
+    zc = z - z.mean(dim=-2, keepdim=True)
+    # ||Cov||_F² from the smaller of the (D, D) covariance and the (K, K) Gram matrix (the same
+    # value: the non-zero spectra agree), minus the squared diagonal (the variances).
+    gram = zc @ zc.mT if k < d else zc.mT @ zc
+    diagonal = zc.pow(2).sum(-2).pow(2).sum(-1)  # sum_d (sum_k zc²)²
+    return (gram.pow(2).sum((-2, -1)) - diagonal) / (max(k - 1, 1) ** 2 * d)
 
 
 def matched_tokens(
     features: torch.Tensor, pairs: Sequence[Sequence], min_pairs: int
 ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], int]:
-    """Matched token pairs ``[(z_i (K, D), z_j (K, D)), ...]`` in fp32, and the skipped count."""
-    out, skipped = [], 0
+    """Matched tokens of every usable (sample, pair) in fp32, in blocks of equal match count
+    ``K``: ``[(z_i (P, K, D), z_j (P, K, D)), ...]``, and the number of skipped (sample, pair)s.
+
+    Samples that share one pair list (the same object, as the models pass it) are gathered
+    together: one indexing per block instead of one per pair."""
+    shared: dict[int, list[int]] = defaultdict(list)
     for b, sample_pairs in enumerate(pairs):
-        for p in sample_pairs:
+        shared[id(sample_pairs)].append(b)
+    out, skipped, dev = [], 0, features.device
+    for samples in shared.values():
+        blocks: dict[int, list] = defaultdict(list)
+        for p in pairs[samples[0]]:
             if len(p) < min_pairs:
-                skipped += 1
-                continue
-            fi = features[b, p.i].float()  # (N, D)
-            fj = features[b, p.j].float()
-            dev = fi.device
-            out.append((fi[p.idx_i.to(dev)], fj[p.idx_j.to(dev)]))
+                skipped += len(samples)
+            else:
+                blocks[len(p)].append(p)
+        sub = features[torch.tensor(samples, device=dev)]  # (S, T, N, D)
+        for block in blocks.values():
+            ti = torch.tensor([p.i for p in block], device=dev)[:, None]  # (P, 1)
+            tj = torch.tensor([p.j for p in block], device=dev)[:, None]
+            ii = torch.stack([p.idx_i for p in block]).to(dev)  # (P, K)
+            jj = torch.stack([p.idx_j for p in block]).to(dev)
+            za, zb = sub[:, ti, ii], sub[:, tj, jj]  # (S, P, K, D)
+            out.append((za.flatten(0, 1).float(), zb.flatten(0, 1).float()))
     return out, skipped
 
 
 def _vicreg(za: torch.Tensor, zb: torch.Tensor, w: OverlapLossConfig) -> Parts:
-    """VICReg terms of matched tokens ``(K, D)`` of two tiles."""
-    inv = F.mse_loss(za, zb)
+    """VICReg terms of matched tokens ``(..., K, D)`` of two tiles -> parts ``(...)``."""
+    inv = (za - zb).pow(2).mean((-2, -1))
     var = 0.5 * (variance_term(za) + variance_term(zb))
     cov = covariance_term(za) + covariance_term(zb)
     total = w.inv_weight * inv + w.var_weight * var + w.cov_weight * cov
@@ -85,19 +103,42 @@ def _vicreg(za: torch.Tensor, zb: torch.Tensor, w: OverlapLossConfig) -> Parts:
 
 
 def densecl_pair(za: torch.Tensor, zb: torch.Tensor, temperature: float) -> Parts:
-    """Symmetric InfoNCE over matched tokens ``(K, D)`` of two tiles (positives on the diagonal)."""
+    """Symmetric InfoNCE over matched tokens ``(..., K, D)`` of two tiles (positives on the
+    diagonal) -> parts ``(...)``."""
     q, k = F.normalize(za, dim=-1), F.normalize(zb, dim=-1)
-    logits = q @ k.T / temperature  # (K, K)
-    target = torch.arange(len(q), device=q.device)
-    loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
-    acc = 0.5 * (
-        (logits.argmax(1) == target).float().mean() + (logits.argmax(0) == target).float().mean()
-    )
-    return {"total": loss, "infonce": loss, "accuracy": acc}
+    logits = q @ k.mT / temperature  # (..., K, K)
+    n = logits.shape[-1]
+    target = torch.arange(n, device=q.device).expand(logits.shape[:-1])  # (..., K)
+
+    def nce(lg: torch.Tensor) -> torch.Tensor:  # mean over K of the rows' cross-entropy
+        return (
+            F.cross_entropy(lg.reshape(-1, n), target.reshape(-1), reduction="none")
+            .view(target.shape)
+            .mean(-1)
+        )
+
+    loss = 0.5 * (nce(logits) + nce(logits.mT))
+    hits = (logits.argmax(-1) == target).float().mean(-1) + (
+        logits.argmax(-2) == target
+    ).float().mean(-1)
+    return {"total": loss, "infonce": loss, "accuracy": 0.5 * hits}
 
 
-def _mean_parts(parts: list[Parts]) -> Parts:
-    return {k: torch.stack([p[k] for p in parts]).mean() for k in parts[0]}
+def _pairwise_mean(
+    matched: list[tuple[torch.Tensor, torch.Tensor]],
+    fn: Callable[[torch.Tensor, torch.Tensor], Parts],
+) -> Parts:
+    """The mean over pairs of ``fn``'s parts; the blocks of :func:`matched_tokens` with the same
+    number of matches go into one ``(P, K, D)`` call."""
+    groups: dict[int, list[int]] = defaultdict(list)
+    for n, (a, _) in enumerate(matched):
+        groups[a.shape[-2]].append(n)
+    per = []
+    for members in groups.values():
+        za = torch.cat([matched[n][0] for n in members])  # (P, K, D)
+        zb = torch.cat([matched[n][1] for n in members])
+        per.append(fn(za, zb))  # parts (P,)
+    return {k: torch.cat([p[k] for p in per]).mean() for k in per[0]}
 
 
 class ProjectionHead(nn.Module):
@@ -135,25 +176,25 @@ class OverlapLoss(nn.Module):
         cfg = self.cfg
         matched, skipped = matched_tokens(features, pairs, cfg.min_pairs)
         counts = {
-            "pairs": torch.tensor(float(len(matched))),
+            "pairs": torch.tensor(float(sum(len(a) for a, _ in matched))),
             "skipped": torch.tensor(float(skipped)),
         }
         if not matched:
             return features.float().sum() * 0.0, counts
         if cfg.type == "vicreg_pairwise":
-            parts = _mean_parts([_vicreg(a, b, cfg) for a, b in matched])
+            parts = _pairwise_mean(matched, lambda a, b: _vicreg(a, b, cfg))
         elif cfg.type == "vicreg_batchwise":
-            za = torch.cat([a for a, _ in matched])
-            zb = torch.cat([b for _, b in matched])
+            za = torch.cat([a.flatten(0, 1) for a, _ in matched])  # (sum of K, D)
+            zb = torch.cat([b.flatten(0, 1) for _, b in matched])
             parts = _vicreg(za, zb, cfg)
         elif cfg.type == "densecl":
-            parts = _mean_parts([densecl_pair(a, b, cfg.temperature) for a, b in matched])
+            parts = _pairwise_mean(matched, lambda a, b: densecl_pair(a, b, cfg.temperature))
         else:  # dense_vicreg: statistics over every token of every tile
             tiles = features.float().flatten(0, 1)  # (B*T, N, D)
-            za = torch.cat([a for a, _ in matched])
-            zb = torch.cat([b for _, b in matched])
-            var = torch.stack([variance_term(t) for t in tiles]).mean()
-            cov = torch.stack([covariance_term(t) for t in tiles]).mean()
+            za = torch.cat([a.flatten(0, 1) for a, _ in matched])
+            zb = torch.cat([b.flatten(0, 1) for _, b in matched])
+            var = variance_term(tiles).mean()
+            cov = covariance_term(tiles).mean()
             inv = F.mse_loss(za, zb)
             total = cfg.inv_weight * inv + cfg.var_weight * var + cfg.cov_weight * cov
             parts = {"total": total, "invariance": inv, "variance": var, "covariance": cov}
