@@ -141,3 +141,33 @@ def test_split_without_files_is_a_clear_error(synth_dir):
         build_dataset(_cfg(synth_dir), "valid")
     with pytest.raises(DataError, match="unknown split"):
         build_dataset(_cfg(synth_dir), "dev")
+
+
+def test_view_cache_decodes_each_panorama_once_and_keeps_the_views(synth_dir, monkeypatch):
+    real = datasets_module.decode_erp
+    decoded = []
+    monkeypatch.setattr(
+        datasets_module, "decode_erp", lambda p, **k: decoded.append(p) or real(p, **k)
+    )
+    plain = build_dataset(_cfg(synth_dir), "train")
+    cached = build_dataset(_cfg(synth_dir, view_cache_mb=64), "train")
+    images = {r.image for r in plain.rows}
+    assert len(images) < len(plain)  # several queries per panorama
+    decoded.clear()
+    for _ in range(2):  # two epochs
+        for i in range(len(cached)):
+            assert torch.equal(cached[i].views, plain[i].views)
+    assert len(decoded) == len(plain) * 2 + len(images)  # the plain dataset: every time
+
+
+def test_view_cache_respects_its_budget(synth_dir):
+    one = 9 * 3 * 32 * 32 * 4  # bytes of one panorama's views at tile_size 32
+    ds = build_dataset(_cfg(synth_dir, view_cache_mb=2.5 * one / 2**20), "train")
+    for i in range(len(ds)):
+        ds[i]
+    assert len(ds.view_cache) == 2
+
+
+def test_view_cache_with_augmentation_is_refused():
+    with pytest.raises(ValueError, match="augmented views differ"):
+        PanoConfig.model_validate({"data": {"view_cache_mb": 100, "augment": {"enabled": True}}})

@@ -71,6 +71,7 @@ class PanoramaDataset(Dataset):
         augment: AugmentConfig | None = None,
         seed: int = 0,
         skip_invalid: bool = False,
+        view_cache_mb: float = 0.0,
     ) -> None:
         if mode not in ("train", "eval"):
             raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
@@ -85,6 +86,10 @@ class PanoramaDataset(Dataset):
         self.skipped: set[int] = set()  # rows skipped at load time (in this process)
         self.epoch = 0
         self.min_width = required_erp_width(views)
+        if view_cache_mb > 0 and self.augment is not None:
+            raise ValueError("view_cache_mb: augmented views differ every epoch; not cached")
+        self.view_cache: dict[Path, torch.Tensor] = {}  # image -> views (V, 3, h, w)
+        self._cache_left = int(view_cache_mb * 2**20)  # bytes
         self.groups: list[PairGroup] = group_pairs(rows)
         self.rows: list[Annotation] = list(rows)
         if mode == "train":
@@ -109,6 +114,9 @@ class PanoramaDataset(Dataset):
         self, row: Annotation, generator: torch.Generator | None
     ) -> tuple[torch.Tensor, AugmentParams | None]:
         """Decode ``row``'s panorama, augment it (train mode, if enabled), cut the views."""
+        cached = self.view_cache.get(row.image) if row.image is not None else None
+        if cached is not None:
+            return cached, None
         if row.image is None:
             raise DataError(
                 f"{row.where}: {row.url} is an http(s) URL with no local copy; set "
@@ -121,7 +129,12 @@ class PanoramaDataset(Dataset):
         params = None
         if self.augment is not None and generator is not None:
             erp, params = augment_erp(unit_float(erp), self.augment, generator)
-        return build_viewset(erp, self.views_cfg).pixels, params  # (V, 3, h, w)
+        views = build_viewset(erp, self.views_cfg).pixels  # (V, 3, h, w)
+        size = views.numel() * views.element_size()
+        if params is None and size <= self._cache_left:
+            self.view_cache[row.image] = views
+            self._cache_left -= size
+        return views, params
 
     def __getitem__(self, key: int | tuple[int, int]) -> PanoSample:
         epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
@@ -194,4 +207,5 @@ def build_dataset(
         augment=cfg.data.augment if mode == "train" else None,
         seed=cfg.seed,
         skip_invalid=cfg.data.skip_invalid,
+        view_cache_mb=cfg.data.view_cache_mb,
     )

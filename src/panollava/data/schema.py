@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from panollava.strict import StrictModel
 
@@ -95,3 +95,18 @@ class DataConfig(StrictModel):
         "header",
         description="image checks before training: full (draft) decode, header only, or none",
     )
+    view_cache_mb: float = Field(
+        0.0,
+        ge=0,
+        description="keep each panorama's views in memory after the first decode, up to this "
+        "many MiB per dataset (float32: views x 3 x tile_size² x 4 bytes each); 0 = off",
+    )
+
+    @model_validator(mode="after")
+    def _cache_needs_fixed_views(self) -> DataConfig:
+        if self.view_cache_mb > 0 and self.augment.enabled:
+            raise ValueError(
+                "data.view_cache_mb: augmented views differ every epoch and cannot be cached; "
+                "set data.view_cache_mb=0 or data.augment.enabled=false"
+            )
+        return self
