@@ -106,3 +106,19 @@ def test_model_union_errors_name_the_real_path():
         load_config(None, ["model.system=panoadapt", "model.family=gemma3", "model.foo=1"])
     cfg = load_config(None, ["model.system=panoadapt", "model.family=qwen2_5_vl"])
     assert cfg.model.resolved_checkpoint() == "Qwen/Qwen2.5-VL-3B-Instruct"
+
+
+def test_relative_paths_from_overrides_resolve_against_the_working_directory(tmp_path, monkeypatch):
+    """YAML paths are relative to the YAML's folder (portable configs); paths typed on the command
+    line are relative to where the command runs (``ablate --out outputs/x`` relied on it)."""
+    (tmp_path / "configs").mkdir()
+    recipe = tmp_path / "configs" / "r.yaml"
+    recipe.write_text("data:\n  train: [yaml_rel.tsv]\n  image_root: imgs\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(Path("configs/r.yaml"), ["data.test=[out/test.tsv]", "data.cache_dir=cache"])
+    assert cfg.data.train == [tmp_path / "configs" / "yaml_rel.tsv"]
+    assert cfg.data.image_root == tmp_path / "configs" / "imgs"
+    assert cfg.data.test == [tmp_path / "out" / "test.tsv"]
+    assert cfg.data.cache_dir == tmp_path / "cache"
+    again = load_config(Path("configs/r.yaml"), ["data.train=[cli.tsv]"])
+    assert again.data.train == [tmp_path / "cli.tsv"]

@@ -83,7 +83,7 @@ def config_show(args: ConfigArgs = None) -> None:
 @app.command("demo")
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("outputs/demo"),
-    n: Annotated[int, typer.Option(help="Synthetic panoramas to render.")] = 400,
+    n: Annotated[int, typer.Option(help="Synthetic panoramas to render.")] = 1500,
     seed: Annotated[int, typer.Option(help="Seed of data and training.")] = 0,
     overrides: Annotated[
         list[str] | None,

@@ -294,19 +294,28 @@ def _deep_copy(obj: Any) -> Any:
     return obj
 
 
-def _resolve_paths(cfg: PanoConfig, base: Path) -> None:
-    """Make relative data paths absolute against the config file's folder."""
+_DATA_PATHS = ("train", "valid", "test", "image_root", "cache_dir")  # the path keys of `data`
 
-    def fix(p: Path) -> Path:
-        return p if p.is_absolute() else (base / p).resolve()
 
-    data = cfg.data
-    for split in ("train", "valid", "test"):
-        setattr(data, split, [fix(p) for p in getattr(data, split)])
-    if data.image_root is not None:
-        data.image_root = fix(data.image_root)
-    if data.cache_dir is not None:
-        data.cache_dir = fix(data.cache_dir)
+def _resolve_paths(data: Any, base: Path) -> Any:
+    """The raw ``data`` mapping with its relative paths made absolute against ``base``."""
+    if not isinstance(data, dict):
+        return data
+
+    def fix(p: Any) -> Any:
+        if not isinstance(p, str | Path):
+            return p  # left for validation to refuse
+        p = Path(p)
+        return str(p if p.is_absolute() else (base / p).resolve())
+
+    out = dict(data)
+    for key in _DATA_PATHS:
+        value = out.get(key)
+        if isinstance(value, list):
+            out[key] = [fix(p) for p in value]
+        elif value is not None:
+            out[key] = fix(value)
+    return out
 
 
 def config_from_dict(
@@ -327,11 +336,11 @@ def load_config(
 ) -> PanoConfig:
     """Load a YAML config (or defaults when ``path`` is None), apply overrides, validate.
 
-    Relative paths in ``data`` resolve against the YAML file's folder, so configs are portable.
+    Relative paths in ``data`` resolve against the YAML file's folder (so configs are portable);
+    relative paths given as overrides resolve against the working directory.
     """
     raw: dict[str, Any] = {}
     source = "<defaults>"
-    base = Path.cwd()
     if path is not None:
         path = Path(path)
         source = str(path)
@@ -349,11 +358,12 @@ def load_config(
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path} must contain a mapping at the top level")
         raw = loaded or {}
-        base = path.resolve().parent
+        if "data" in raw:
+            raw["data"] = _resolve_paths(raw["data"], path.resolve().parent)
     raw = apply_overrides(raw, overrides)
-    cfg = config_from_dict(raw, source=source, schema=schema)
-    _resolve_paths(cfg, base)
-    return cfg
+    if "data" in raw:  # paths typed on the command line: relative to where it runs
+        raw["data"] = _resolve_paths(raw["data"], Path.cwd())
+    return config_from_dict(raw, source=source, schema=schema)
 
 
 def config_to_yaml(cfg: BaseModel) -> str:

@@ -38,7 +38,9 @@ def _metrics(eval_dir: Path, run: str | None = None) -> dict:
     return runs[run] if run else next(iter(runs.values()))
 
 
-def run_demo(out: Path, *, n: int = 400, seed: int = 0, overrides: list[str] | None = None) -> dict:
+def run_demo(
+    out: Path, *, n: int = 1500, seed: int = 0, overrides: list[str] | None = None
+) -> dict:
     """Run the demo into ``out``; returns the metrics of the model and of the blind baseline."""
 
     console = Console(stderr=True)
