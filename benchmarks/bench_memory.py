@@ -3,7 +3,8 @@
 For each recipe (9 views, PanoRoPE, DenseCL overlap loss, LLM + vision LoRA) the real
 architecture (``model.source: arch``, random weights, real width) is built at a few truncated
 depths ``(llm blocks, vision blocks)``; one step (step-0 dead-loss check, LM + overlap loss,
-backward, AdamW) runs on one sample of the shared real panoramas, each in a fresh subprocess.
+backward, AdamW) runs on one batch of the shared real panoramas (the recipe's own batch size, or
+``--batch``), each in a fresh subprocess.
 Peak memory: the CUDA allocator's ``max_memory_allocated`` on a GPU; on CPU the process's peak
 resident set (``ru_maxrss``) minus its resident set before the model was built. The fit
 ``peak = fixed + llm_blocks * per_llm_block + vision_blocks * per_vision_block`` (least squares
@@ -82,7 +83,13 @@ def _build(job: str, llm: int, vision: int, ckpt: bool):
 
 
 def one_step(
-    job: str, llm: int, vision: int, precision: str, ckpt: bool, check: bool = True
+    job: str,
+    llm: int,
+    vision: int,
+    precision: str,
+    ckpt: bool,
+    check: bool = True,
+    batch_size: int | None = None,
 ) -> dict:
     """Build, check and train one step of ``job``; returns the measured peak (subprocess)."""
     import torch
@@ -98,7 +105,8 @@ def one_step(
     apply_memory_settings(system.model, cfg.train, precision)
     overlap = system.overlap_loss() if stage.overlap_weight > 0 else None
     data = system.dataset("train", stage)
-    batch = system.collate(stage)([data[i % len(data)] for i in range(stage.batch_size)])
+    n = batch_size or stage.batch_size  # default: the recipe's own batch
+    batch = system.collate(stage)([data[i % len(data)] for i in range(n)])
     batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
     hp = TrainHParams(
         lr=stage.lr, total_steps=1, lm_weight=stage.lm_weight, overlap_weight=stage.overlap_weight
@@ -120,15 +128,15 @@ def one_step(
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
         how = "CPU peak RSS (ru_maxrss) minus RSS before the model build"
-    return {"peak": peak, "how": how, "seconds": seconds, "loss": float(loss)}
+    return {"peak": peak, "how": how, "seconds": seconds, "loss": float(loss), "batch": n}
 
 
-def _measure(job: str, llm: int, vision: int, setting: str, check: bool) -> dict:
+def _measure(job: str, llm: int, vision: int, setting: str, check: bool, batch: int | None) -> dict:
     precision, ckpt = setting.split(":")
     code = (
         "import json, sys; sys.path.insert(0, 'benchmarks'); from bench_memory import one_step; "
         f"print('RESULT', json.dumps(one_step({job!r}, {llm}, {vision}, {precision!r}, "
-        f"{ckpt == 'on'}, {check})))"
+        f"{ckpt == 'on'}, {check}, {batch})))"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
@@ -170,22 +178,27 @@ def main() -> None:
     )
     ap.add_argument("--panollava-depths", nargs="+", type=int, default=[2, 3, 4])
     ap.add_argument(
+        "--batch", type=int, default=None, help="samples per step (default: each recipe's own)"
+    )
+    ap.add_argument(
         "--no-check", action="store_true", help="skip the step-0 dead-loss check (halves CPU time)"
     )
     args = ap.parse_args()
     depths = [tuple(int(n) for n in d.split("x")) for d in args.depths]
     joint = [(n, n) for n in args.panollava_depths]  # PanoLLaVA truncates both towers together
-    rows = []
+    rows, batches = [], set()
     for family in args.jobs:
         full = _full_depth(family)
         for setting in args.settings:
             points, how, secs = [], "", []
             for llm, vision in joint if family.startswith("panollava") else depths:
-                r = _measure(family, llm, vision, setting, not args.no_check)
+                r = _measure(family, llm, vision, setting, not args.no_check, args.batch)
                 points.append((llm, vision, r["peak"] / GB))
                 how, secs = r["how"], [*secs, r["seconds"]]
+                batches.add(r["batch"])
                 print(
-                    f"  {family} {setting} {llm}x{vision}: {r['peak'] / GB:.2f} GB "
+                    f"  {family} {setting} {llm}x{vision} batch {r['batch']}: "
+                    f"{r['peak'] / GB:.2f} GB "
                     f"({r['seconds']:.0f} s, loss {r['loss']:.3f})",
                     flush=True,
                 )
@@ -194,7 +207,10 @@ def main() -> None:
             coef, resid = _fit(points)
             pred = coef[0] + coef[1] * full[0] + coef[2] * full[1]
             rows.append((family, setting, full, coef, resid, pred, how))
-    print(f"\nmeasure: {rows[0][-1] if rows else '-'}; depths {args.depths}; batch 1, 9 views")
+    print(
+        f"\nmeasure: {rows[0][-1] if rows else '-'}; depths {args.depths}; "
+        f"batch {sorted(batches)} (samples/step), 9 views each"
+    )
     print(
         f"{'family':<11} {'setting':<15} {'fixed':>6} {'/LLM blk':>8} {'/vis blk':>8} "
         f"{'resid':>6} {'full (LxV)':>11} {'pred GB':>8}  24 GB"
