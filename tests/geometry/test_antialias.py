@@ -82,3 +82,22 @@ def test_prefiltered_views_have_no_seam(erp):
     a = sample_views(rolled, [before], (128, 128))
     b = sample_views(small, [seam], (128, 128))
     assert torch.allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_seam_wrapped_reduction_matches_reducing_the_wrapped_image(dtype, mode):
+    """Pyramid levels prefilter across the ±180° seam: equal to reducing the image with its
+    wrapped columns appended on both sides (what the seam strip computes without copying it)."""
+    from panollava.geometry.sampling import _reduce, _reduce_around
+
+    g = torch.Generator().manual_seed(0)
+    img = torch.rand(1, 3, 64, 256, generator=g)
+    img = (img * 255).round().to(dtype) if dtype == torch.uint8 else img
+    img = img.contiguous(memory_format=torch.channels_last)
+    for factor in (2, 4):
+        size = (64 // factor, 256 // factor)
+        k = 2 * factor
+        wrapped = torch.cat((img[..., -k:], img, img[..., :k]), -1)
+        expected = _reduce(wrapped, (size[0], size[1] + 4), mode)[..., 2:-2]
+        assert torch.equal(_reduce_around(img, size, mode), expected)

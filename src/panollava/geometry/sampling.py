@@ -294,10 +294,20 @@ def _reduce_around(img: torch.Tensor, size: tuple[int, int], mode: Interpolation
     factor = w // size[1]
     if factor < 1 or factor * size[1] != w:
         return _reduce(img, size, mode)
-    k = 2 * factor  # columns beyond the seam the triangle (or cubic) prefilter reaches
-    around = torch.cat((img[..., -k:], img, img[..., :k]), -1)
-    out = _reduce(around, (size[0], size[1] + 4), mode)
-    return out[..., 2:-2]
+    if size[1] < 8:  # too narrow for the strip: reduce the wrapped image itself
+        k = 2 * factor  # columns beyond the seam the triangle (or cubic) prefilter reaches
+        around = torch.cat((img[..., -k:], img, img[..., :k]), -1)
+        return _reduce(around, (size[0], size[1] + 4), mode)[..., 2:-2]
+    # Only the 2 output columns on each side of the seam see across it: reduce the image as is,
+    # then recompute those from a strip of 4 output columns' worth on each side of the seam
+    # (same weights: the strip starts on a multiple of the factor), without copying the image.
+    out = _reduce(img, size, mode)
+    strip = torch.cat((img[..., -4 * factor :], img[..., : 4 * factor]), -1)
+    seam = _reduce(strip, (size[0], 8), mode)  # output columns W'-4 .. W'-1, 0 .. 3
+    out = out.clone() if out is img else out
+    out[..., -2:] = seam[..., 2:4]
+    out[..., :2] = seam[..., 4:6]
+    return out
 
 
 def _padded_band(img: torch.Tensor, pad: int, rows: tuple[int, int]) -> torch.Tensor:
