@@ -142,6 +142,26 @@ class PanoConfig(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _panoadapt_trains_lora_only(self) -> PanoConfig:
+        """``trainable`` / ``vision_trainable_blocks`` are PanoLLaVA settings: PanoAdapt would
+        ignore them (it trains the stage's LoRA adapters only), so they are refused."""
+        if not isinstance(self.model, PanoAdaptConfig):
+            return self
+        for i, stage in enumerate(self.train.stages):
+            if stage.trainable:
+                raise ValueError(
+                    f"train.stages.{i}.trainable={stage.trainable}: PanoAdapt trains the "
+                    "stage's LoRA adapters only (choose them with lora.targets); remove it"
+                )
+            if stage.vision_trainable_blocks != 0:
+                raise ValueError(
+                    f"train.stages.{i}.vision_trainable_blocks={stage.vision_trainable_blocks}: "
+                    "PanoAdapt trains the stage's LoRA adapters only (vision LoRA: "
+                    "lora.targets: [vision]); remove it"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _precision_fits_family(self) -> PanoConfig:
         """fp16 on a bf16-only PanoAdapt family is refused here, before any model loads."""
         if isinstance(self.model, PanoAdaptConfig):

@@ -167,3 +167,20 @@ def test_adapter_collate_follows_the_one_text_length_rule():
     collate.budget.max_text_length = text_tokens - 1
     with pytest.raises(ValueError, match="image tokens not counted"):
         collate([sample])
+
+
+@pytest.mark.parametrize(
+    ("stage", "key"),
+    [({"trainable": ["llm"]}, "trainable"), ({"vision_trainable_blocks": -1}, "vision_trainable")],
+)
+def test_panoadapt_refuses_stage_parts_it_would_ignore(stage, key):
+    """PanoAdapt trains LoRA adapters only: a stage asking for whole trainable parts (a
+    PanoLLaVA setting) was accepted and silently ignored; now it is refused, saying why."""
+    from panollava.config import ConfigError, config_from_dict
+
+    raw = {
+        "model": {"system": "panoadapt", "family": "qwen2_5_vl", "source": "tiny"},
+        "train": {"stages": [{"name": "lora", "lora": {"r": 8}, **stage}]},
+    }
+    with pytest.raises(ConfigError, match=rf"train\.stages\.0\.{key}.*LoRA"):
+        config_from_dict(raw)
