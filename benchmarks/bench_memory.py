@@ -208,7 +208,8 @@ def main() -> None:
             pred = coef[0] + coef[1] * full[0] + coef[2] * full[1]
             rows.append((family, setting, full, coef, resid, pred, how))
     print(
-        f"\nmeasure: {rows[0][-1] if rows else '-'}; depths {args.depths}; "
+        f"\nmeasure: {rows[0][-1] if rows else '-'}; depths {args.depths} "
+        f"(PanoLLaVA: {args.panollava_depths}, both towers); "
         f"batch {sorted(batches)} (samples/step), 9 views each"
     )
     print(
