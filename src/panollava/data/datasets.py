@@ -131,7 +131,7 @@ class PanoramaDataset(Dataset):
             erp, params = augment_erp(unit_float(erp), self.augment, generator)
         views = build_viewset(erp, self.views_cfg).pixels  # (V, 3, h, w)
         size = views.numel() * views.element_size()
-        if params is None and size <= self._cache_left:
+        if size <= self._cache_left:  # a budget only without augmentation (__init__)
             self.view_cache[row.image] = views
             self._cache_left -= size
         return views, params
