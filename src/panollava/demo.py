@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from panollava.config import load_config
-from panollava.data.synth import synthesize
+from panollava.data.synth import SceneOptions, synthesize
 from panollava.evaluation.baseline import run_blind_baseline
 from panollava.evaluation.run_eval import evaluate_run
 from panollava.models.build import build_system
@@ -39,7 +39,12 @@ def _metrics(eval_dir: Path, run: str | None = None) -> dict:
 
 
 def run_demo(
-    out: Path, *, n: int = 1500, seed: int = 0, overrides: list[str] | None = None
+    out: Path,
+    *,
+    n: int = 1500,
+    seed: int = 0,
+    object_scale: float = 1.0,
+    overrides: list[str] | None = None,
 ) -> dict:
     """Run the demo into ``out``; returns the metrics of the model and of the blind baseline."""
 
@@ -47,7 +52,9 @@ def run_demo(
     t0 = time.perf_counter()
     out = Path(out).resolve()
     data = out / "data"
-    result = synthesize(data, n=n, seed=seed, width=512)
+    result = synthesize(
+        data, n=n, seed=seed, width=512, options=SceneOptions(object_scale=object_scale)
+    )
     console.print(
         f"[bold]1/4[/] {sum(result.images.values())} synthetic panoramas in "
         f"{result.seconds:.0f} s -> {data}"

@@ -170,6 +170,13 @@ def synth(
             help="Give every test scene an object of this subset: seam, pole, small or none."
         ),
     ] = "none",
+    object_scale: Annotated[
+        float,
+        typer.Option(
+            help="Factor on the angular radius of the objects that are not small "
+            "(10-22° by default), 1..2."
+        ),
+    ] = 1.0,
 ) -> None:
     """Render synthetic 360° scenes with QuIC-360-style TSVs, scene.json ground truth and a
     word-level tokenizer (the embedded default dataset)."""
@@ -180,6 +187,7 @@ def synth(
             seam_share=seam_share,
             pole_share=pole_share,
             test_subset=None if test_subset == "none" else test_subset,
+            object_scale=object_scale,
         )
         result = synthesize(out, n=n, seed=seed, width=width, tokenizer=tokenizer, options=options)
     except ValueError as exc:

@@ -17,7 +17,7 @@ Scene control (for benchmarks that target the panorama geometry): ``seam_share``
 are the shares of scenes given an object across the ±180° seam / near a pole (other objects may
 cross the seam by chance); ``test_subset`` (``seam``, ``pole`` or ``small``) gives *every* test
 scene an object of that subset, so the test split measures exactly that geometry while train and
-valid keep the shares. The options are recorded in each ``scene.json`` and in ``data.yaml``.
+valid keep the shares; ``object_scale`` enlarges the objects that are not small. The options are recorded in each ``scene.json`` and in ``data.yaml``.
 Each scene.json lists the scenes of the images in its folder (``url`` relative to ``out``; the
 grounded metrics of :mod:`panollava.evaluation.grounded` find it next to the images).
 """
@@ -40,6 +40,7 @@ from panollava.data.synth_scene import (
     SEAM_SHARE,
     SUBSETS,
     SynthScene,
+    check_scene_options,
     render_scene_hwc,
     sample_scene,
 )
@@ -52,17 +53,16 @@ SPLITS = ("train", "valid", "test")
 
 @dataclass(frozen=True)
 class SceneOptions:
-    """Scene control (module docstring): shares of seam/pole scenes, forced test subset."""
+    """Scene control (module docstring): shares of seam/pole scenes, forced test subset,
+    radius factor of the objects that are not small."""
 
     seam_share: float = SEAM_SHARE
     pole_share: float = 0.0
     test_subset: str | None = None
+    object_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("seam_share", "pole_share"):
-            share = getattr(self, name)
-            if not 0.0 <= share <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {share}")
+        check_scene_options(self.seam_share, self.pole_share, None, self.object_scale)
         if self.test_subset is not None and self.test_subset not in SUBSETS:
             raise ValueError(
                 f"test_subset must be one of {SUBSETS} (or none), got {self.test_subset!r}"
@@ -72,7 +72,12 @@ class SceneOptions:
         """Scene ``index`` of ``split`` under these options."""
         force = self.test_subset if split == "test" else None
         return sample_scene(
-            seed, index, seam_share=self.seam_share, pole_share=self.pole_share, force=force
+            seed,
+            index,
+            seam_share=self.seam_share,
+            pole_share=self.pole_share,
+            force=force,
+            object_scale=self.object_scale,
         )
 
 

@@ -27,11 +27,13 @@ from panollava.geometry import erp_to_lonlat, lonlat_to_xyz
 
 __all__ = [
     "COLORS",
+    "MAX_OBJECT_SCALE",
     "POLE_DEG",
     "SHAPES",
     "SUBSETS",
     "SceneObject",
     "SynthScene",
+    "check_scene_options",
     "render_scene",
     "render_scene_hwc",
     "sample_scene",
@@ -56,6 +58,7 @@ SMALL_DEG = 8.0  # objects with a smaller angular radius are "small"
 POLE_DEG = 60.0  # objects centred at |pitch| >= this are "polar" (ERP rows stretched >= 2x)
 SUBSETS = ("seam", "pole", "small")  # object subsets of the grounded metrics and `--test-subset`
 SEAM_SHARE = 0.35  # default share of scenes with an object across the ±180° seam
+MAX_OBJECT_SCALE = 2.0  # radii up to 44°: three objects still fit apart on the sphere
 _ROOM_FLOOR, _ROOM_CEILING = -0.6, 0.8  # box room: walls at |x|, |z| = 1, camera at the origin
 
 
@@ -145,12 +148,18 @@ def _angular_distance_deg(a: SceneObject, b: SceneObject) -> float:
 
 
 def _draw_object(
-    rng: random.Random, color: str, straddle: bool, polar: bool = False, small: bool = False
+    rng: random.Random,
+    color: str,
+    straddle: bool,
+    polar: bool = False,
+    small: bool = False,
+    scale: float = 1.0,
 ) -> SceneObject:
     """One object; ``straddle``: across the seam, ``polar``: ``|pitch|`` in ``[POLE_DEG + 2,
-    80]``, ``small``: forced small. The draws of a plain object never change (determinism)."""
+    80]``, ``small``: forced small, ``scale``: factor on the radius of the objects that are not
+    small (small ones stay small). The draws of a plain object never change (determinism)."""
     small = rng.random() < 0.3 or small
-    size = rng.uniform(4.0, 7.0) if small else rng.uniform(10.0, 22.0)
+    size = rng.uniform(4.0, 7.0) if small else scale * rng.uniform(10.0, 22.0)
     yaw = rng.uniform(-180.0, 180.0)
     if straddle:  # centre within half a radius of the seam: the object crosses it
         yaw = math.copysign(180.0 - rng.uniform(0.0, 0.5 * size), rng.uniform(-1, 1))
@@ -168,10 +177,18 @@ def _draw_object(
     )
 
 
-def _check_options(seam_share: float, pole_share: float, force: str | None) -> None:
+def check_scene_options(
+    seam_share: float, pole_share: float, force: str | None, object_scale: float = 1.0
+) -> None:
+    """Raise ``ValueError`` naming the scene option that is out of range."""
     for name, share in (("seam_share", seam_share), ("pole_share", pole_share)):
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"{name} must be in [0, 1], got {share}")
+    if not 1.0 <= object_scale <= MAX_OBJECT_SCALE:
+        raise ValueError(
+            f"object_scale must be in [1, {MAX_OBJECT_SCALE}] (larger objects no longer fit "
+            f"three to a panorama), got {object_scale}"
+        )
     if force is not None and force not in SUBSETS:
         raise ValueError(f"unknown subset {force!r}; expected one of {SUBSETS}")
 
@@ -183,16 +200,18 @@ def sample_scene(
     seam_share: float = SEAM_SHARE,
     pole_share: float = 0.0,
     force: str | None = None,
+    object_scale: float = 1.0,
 ) -> SynthScene:
     """The scene of panorama ``index`` for ``seed`` (independent of how many are generated).
 
     Objects get distinct colours, never overlap (centres apart by more than the sum of their
     radii plus a margin). ``seam_share`` of the scenes (in expectation) get an object across the
     ±180° seam and ``pole_share`` an object near a pole (``|pitch| >= POLE_DEG``); ``force``
-    (one of :data:`SUBSETS`) gives this scene such an object for sure. The defaults draw exactly
-    the scenes of earlier versions.
+    (one of :data:`SUBSETS`) gives this scene such an object for sure. ``object_scale``
+    multiplies the radius of the objects that are not small (``10-22°`` by default). The
+    defaults draw exactly the scenes of earlier versions.
     """
-    _check_options(seam_share, pole_share, force)
+    check_scene_options(seam_share, pole_share, force, object_scale)
     rng = random.Random(
         int(torch.randint(0, 2**62, (1,), generator=sample_generator(seed, -1, index)))
     )
@@ -206,7 +225,12 @@ def sample_scene(
         forced = (straddle and k == 0) or (polar and k == polar_k) or (force == "small" and k == 0)
         for _ in range(100):
             obj = _draw_object(
-                rng, color, straddle and k == 0, polar and k == polar_k, force == "small" and k == 0
+                rng,
+                color,
+                straddle and k == 0,
+                polar and k == polar_k,
+                force == "small" and k == 0,
+                object_scale,
             )
             if all(
                 _angular_distance_deg(obj, o) > 1.15 * (obj.size_deg + o.size_deg) + 3.0

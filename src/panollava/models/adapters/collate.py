@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from panollava.data.collate import TextBudget
+from panollava.data.collate import IGNORE_INDEX, TextBudget
 from panollava.data.sample import PanoSample
 from panollava.views import ViewMeta
 
@@ -135,4 +135,4 @@ def _answer_labels(
     end = width - mask.flip(1).argmax(1, keepdim=True)  # (B, 1) one past the last real token
     pos = torch.arange(width)[None]  # (1, L)
     keep = (pos < end) & (pos >= end - torch.tensor(answer_len)[:, None])
-    return torch.where(keep, input_ids, torch.full_like(input_ids, -100))
+    return torch.where(keep, input_ids, torch.full_like(input_ids, IGNORE_INDEX))

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from panollava.models.base import StepOutput
+from panollava.models.lm_loss import answer_lm_loss
 from panollava.views import ViewLayout, patch_correspondences
 
 __all__ = ["PanoAdaptModel"]
@@ -100,13 +101,18 @@ class PanoAdaptModel(nn.Module):
 
     # -------------------------------------------------------------------- steps
     def step(self, batch: dict[str, Any]) -> StepOutput:
-        out = self.hf_model(**self.model_inputs(batch), labels=batch.get("labels"))
+        labels = batch.get("labels")
+        if labels is not None:
+            lm_loss = answer_lm_loss(self.hf_model, labels, **self.model_inputs(batch))
+        else:  # features only (the dead-loss check of an overlap-only stage)
+            lm_loss = None
+            self.hf_model(**self.model_inputs(batch), logits_to_keep=1)
         features = pairs = None
         if batch.get("need_overlap", False):
             feats = self.view_features(batch["input_ids"])
             features = feats[:, self.tile_index]  # (B, T, N, D) tiles only
             pairs = [self.tile_pairs()] * feats.shape[0]
-        return StepOutput(lm_loss=out.loss, features=features, pairs=pairs)
+        return StepOutput(lm_loss=lm_loss, features=features, pairs=pairs)
 
     def tile_pairs(self) -> tuple:
         """Correspondences on the token grid, re-indexed to positions among the tiles."""

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from panollava.models.base import StepOutput
+from panollava.models.lm_loss import answer_lm_loss
 from panollava.models.panollava.encoder import VisionEncoder
 from panollava.models.panollava.projector import PanoramaProjector
 from panollava.views import ViewLayout, patch_correspondences
@@ -114,10 +115,12 @@ class PanoLLaVA(nn.Module):
         lm_loss = None
         if "input_ids" in batch and batch.get("labels") is not None:
             embeds = self.splice(batch["input_ids"], vision["embeds"])
-            out = self.llm(
-                inputs_embeds=embeds, attention_mask=batch["attention_mask"], labels=batch["labels"]
+            lm_loss = answer_lm_loss(
+                self.llm,
+                batch["labels"],
+                inputs_embeds=embeds,
+                attention_mask=batch["attention_mask"],
             )
-            lm_loss = out.loss
         return StepOutput(lm_loss=lm_loss, features=out_features, pairs=pairs)
 
     def _tile_pairs(self) -> tuple:
