@@ -235,13 +235,38 @@ def test_seam_and_pole_shares_raise_those_objects():
         sample_scene(0, 0, pole_share=1.5)
 
 
+def test_object_scale_enlarges_only_the_objects_that_are_not_small():
+    plain = [sample_scene(5, i) for i in range(60)]
+    big = [sample_scene(5, i, object_scale=1.75) for i in range(60)]
+    radii = [o.size_deg for s in plain for o in s.objects if not o.small]
+    big_radii = [o.size_deg for s in big for o in s.objects if not o.small]
+    assert min(radii) >= 10.0 and max(radii) <= 22.0
+    assert min(big_radii) >= 17.5 and max(big_radii) <= 1.75 * 22.0
+    small = [o.size_deg for s in big for o in s.objects if o.small]
+    assert small and max(small) <= 7.0  # small objects stay small: the subset keeps its meaning
+    assert all(2 <= len(s.objects) <= 3 for s in big)
+    for bad in (0.5, 2.5):
+        with pytest.raises(ValueError, match="object_scale must be in"):
+            sample_scene(0, 0, object_scale=bad)
+    result = runner.invoke(
+        app,
+        ["data", "synth", "--out", "/nonexistent/x", "--n", "3", "--object-scale", "3"],
+    )
+    assert result.exit_code == 2 and "object_scale must be in [1, 2.0]" in result.output
+
+
 def test_test_subset_changes_only_the_test_split(tmp_path, synth_dir):
     out = tmp_path / "pole"
     synthesize(
         out, n=10, seed=3, width=256, tokenizer=False, options=SceneOptions(test_subset="pole")
     )
     meta = json.loads((out / "test" / "scene.json").read_text())
-    assert meta["options"] == {"seam_share": 0.35, "pole_share": 0.0, "test_subset": "pole"}
+    assert meta["options"] == {
+        "seam_share": 0.35,
+        "pole_share": 0.0,
+        "test_subset": "pole",
+        "object_scale": 1.0,
+    }
     assert all(any(o["pole"] for o in s["objects"]) for s in meta["scenes"])
     assert (out / "train.tsv").read_bytes() == (synth_dir / "train.tsv").read_bytes()
     assert (out / "test.tsv").read_bytes() != (synth_dir / "test.tsv").read_bytes()
@@ -255,7 +280,12 @@ def test_cli_synth_scene_control(tmp_path):
     )
     assert result.exit_code == 0, result.output
     meta = json.loads((tmp_path / "test" / "scene.json").read_text())
-    assert meta["options"] == {"seam_share": 0.5, "pole_share": 0.3, "test_subset": "seam"}
+    assert meta["options"] == {
+        "seam_share": 0.5,
+        "pole_share": 0.3,
+        "test_subset": "seam",
+        "object_scale": 1.0,
+    }
     assert all(any(o["seam"] for o in s["objects"]) for s in meta["scenes"])
     bad = runner.invoke(app, [*args, "--test-subset", "poles"])
     assert bad.exit_code == 2 and "test_subset must be one of" in bad.output

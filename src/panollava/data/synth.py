@@ -201,6 +201,7 @@ def synthesize(
         header += (
             f" --seam-share {options.seam_share} --pole-share {options.pole_share}"
             f" --test-subset {options.test_subset or 'none'}"
+            f" --object-scale {options.object_scale}"
         )
     header += "\n"
     (out / "data.yaml").write_text(header + yaml.safe_dump(data, sort_keys=False), "utf-8")
