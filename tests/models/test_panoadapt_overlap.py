@@ -76,3 +76,42 @@ def test_dead_loss_check_names_attn_qkv_when_the_vision_tower_has_no_lora():
     total, _ = build_overlap_loss(OverlapLossConfig(min_pairs=1))(out.features, out.pairs)
     with pytest.raises(DeadLossError, match=r"attn\.qkv"):
         check_loss_reaches_trainable(la.wrapper.hf_model, total)
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "internvl", "gemma3"])
+def test_step0_check_runs_the_vision_side_only(family):
+    """#14.2: the overlap loss reads the LLM's input embeddings, so the dead-loss check must not
+    run the language model (at real size its forward is most of a step's time and memory);
+    the features are those of a full step and a loss that reaches nothing is still caught."""
+    from panollava.config import PanoConfig
+    from panollava.losses import OverlapLossConfig as Ovl
+    from panollava.models.adapters.schema import PanoAdaptConfig
+    from panollava.models.adapters.system import PanoAdaptSystem
+    from panollava.training.schema import StageConfig, TrainConfig
+
+    views = ViewsConfig(tile_size=112)
+    la = load_adapter(family, views, checkpoint="tiny", tiny_corpus=["red blue"], panorope=True)
+    stage = StageConfig(
+        name="s", overlap_weight=1.0, lora={"r": 4, "alpha": 8, "targets": ["language"]}
+    )
+    cfg = PanoConfig(
+        views=views,
+        model=PanoAdaptConfig(family=family),
+        overlap_loss=Ovl(min_pairs=1),
+        train=TrainConfig(stages=[stage]),
+    )
+    system = PanoAdaptSystem(cfg, la)
+    lm = system.model.hf_model.get_decoder()
+    calls = []
+    lm.register_forward_hook(lambda *_: calls.append(1))
+    batch = _batch(la)
+    with torch.no_grad():
+        full = system.model.step(batch).features
+        assert calls == [1]
+        only = system.model.step({k: v for k, v in batch.items() if k != "labels"}).features
+    assert calls == [1] and torch.equal(only, full)
+
+    system.configure_stage(stage)  # LLM LoRA only: the overlap loss reaches nothing
+    with pytest.raises(DeadLossError):
+        system.check_stage(stage, batch)
+    assert calls == [1]

@@ -113,7 +113,10 @@ class PanoAdaptSystem:
         """Step 0: the overlap loss must reach a trainable parameter (else stop, naming the cause)."""
         if stage.overlap_weight <= 0:
             return
-        out = self.model.step({**batch, "need_overlap": True})
+        # Without labels the step stops at the LLM's input: the vision side alone decides it.
+        out = self.model.step(
+            {k: v for k, v in batch.items() if k != "labels"} | {"need_overlap": True}
+        )
         total, _ = self.overlap_loss()(out.features, out.pairs)
         reached = check_loss_reaches_trainable(self.model.hf_model, total)
         log.info("stage %s: overlap loss reaches %s", stage.name, reached)

@@ -6,6 +6,7 @@ embeddings the LLM actually receives (captured by a forward pre-hook on the lang
 the loss sees exactly what is spliced into the sequence and its gradient flows back through the
 projector and the vision tower's LoRA adapters. Each view's tokens are re-ordered to raster
 order of its token grid with ``raster_index`` (InternVL crops: crop-major order, thumbnail left out).
+A step without labels stops right there: the LLM never runs (the step-0 dead-loss check).
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from panollava.views import ViewLayout, patch_correspondences
 __all__ = ["PanoAdaptModel"]
 
 PositionFn = Callable[[torch.Tensor, torch.Tensor, list], torch.Tensor]
+
+
+class _FeaturesCaptured(Exception):
+    """Ends a features-only forward at the language model's input (see ``step``)."""
 
 
 class PanoAdaptModel(nn.Module):
@@ -61,6 +66,7 @@ class PanoAdaptModel(nn.Module):
         self.tile_index = [v.index for v in layout.tiles]
         self.tolerance = correspondence_tolerance
         self._captured: torch.Tensor | None = None
+        self._features_only = False
         language_model.register_forward_pre_hook(self._capture, with_kwargs=True)
 
     # ----------------------------------------------------------------- plumbing
@@ -68,6 +74,8 @@ class PanoAdaptModel(nn.Module):
         embeds = kwargs.get("inputs_embeds")
         if embeds is not None and embeds.shape[1] > 1:  # prefill / training, not decode steps
             self._captured = embeds
+            if self._features_only:
+                raise _FeaturesCaptured  # stop before the language model runs
 
     def positions(self, batch: dict[str, Any]) -> torch.Tensor | None:
         """PanoRoPE position ids for the batch (None: the family's default positions)."""
@@ -102,11 +110,17 @@ class PanoAdaptModel(nn.Module):
     # -------------------------------------------------------------------- steps
     def step(self, batch: dict[str, Any]) -> StepOutput:
         labels = batch.get("labels")
+        lm_loss = None
         if labels is not None:
             lm_loss = answer_lm_loss(self.hf_model, labels, **self.model_inputs(batch))
-        else:  # features only (the dead-loss check of an overlap-only stage)
-            lm_loss = None
-            self.hf_model(**self.model_inputs(batch), logits_to_keep=1)
+        else:  # features only (the step-0 check): vision tower + projector, no language model
+            self._features_only = True
+            try:
+                self.hf_model(**self.model_inputs(batch))
+            except _FeaturesCaptured:
+                pass
+            finally:
+                self._features_only = False
         features = pairs = None
         if batch.get("need_overlap", False):
             feats = self.view_features(batch["input_ids"])
