@@ -12,6 +12,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from panollava.config import PanoConfig
 from panollava.models.adapters.families import get_family, resolve_module
 from panollava.models.adapters.tiny import build_tiny
+from panollava.models.base import StepOutput
 from panollava.models.lora import apply_lora
 from panollava.training.memory import apply_memory_settings, cast_frozen
 from panollava.training.module import PanoModule, TrainHParams
@@ -132,3 +133,29 @@ def test_training_runs_in_train_mode_although_loaders_return_eval_mode(tmp_path)
     system.model.eval()
     run_training(toy_config(tmp_path), system, stages=["encoder"])
     assert seen and all(seen)
+
+
+def test_a_stage_without_lm_loss_does_not_compute_it():
+    """An overlap-only stage (lm_weight 0, e.g. PanoLLaVA's `vision` stage) must not run the
+    LLM: its forward would hold a full sequence of activations for a loss nobody uses."""
+    seen = []
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(()))
+
+        def step(self, batch):
+            seen.append("labels" in batch)
+            feats = self.w * torch.ones(1, 2, 1, 1)
+            lm = self.w * 2.0 if "labels" in batch else None
+            return StepOutput(lm_loss=lm, features=feats, pairs=[()])
+
+    overlap = lambda feats, pairs: (feats.sum(), {})  # noqa: E731
+    batch = {"labels": torch.zeros(1, 3, dtype=torch.long), "pixel_values": torch.zeros(1)}
+    hp = TrainHParams(lr=0.1, total_steps=1, lm_weight=0.0, overlap_weight=1.0)
+    loss, parts = PanoModule(Model(), hp, overlap).compute_loss(batch)
+    assert seen == [False] and "lm" not in parts and float(loss) == 2.0
+    hp = TrainHParams(lr=0.1, total_steps=1, lm_weight=1.0, overlap_weight=1.0)
+    loss, parts = PanoModule(Model(), hp, overlap).compute_loss(batch)
+    assert seen == [False, True] and float(loss) == 4.0

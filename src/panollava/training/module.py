@@ -69,6 +69,8 @@ class PanoModule(pl.LightningModule):
     # ------------------------------------------------------------------ losses
     def compute_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Total loss of a batch and its named parts (for logging)."""
+        if self.hp.lm_weight <= 0 and "labels" in batch:  # no LM loss: the LLM need not run
+            batch = {k: v for k, v in batch.items() if k != "labels"}
         out: StepOutput = self.model.step(batch)
         parts: dict[str, torch.Tensor] = dict(out.logs)
         total = torch.zeros((), device=self.device)
