@@ -5,8 +5,10 @@ architecture (``model.source: arch``, random weights, real width) is built at a 
 depths ``(llm blocks, vision blocks)``; one step (step-0 dead-loss check, LM + overlap loss,
 backward, AdamW) runs on one batch of the shared real panoramas (the recipe's own batch size, or
 ``--batch``), each in a fresh subprocess.
-Peak memory: the CUDA allocator's ``max_memory_allocated`` on a GPU; on CPU the process's peak
-resident set (``ru_maxrss``) minus its resident set before the model was built. The fit
+Peak memory: the CUDA allocator's ``max_memory_allocated`` on a GPU; on CPU the peak resident
+set during the step (the kernel's ``VmHWM``, reset through ``/proc/self/clear_refs`` once the model
+is built, so the fp32 random init of a bf16 model does not count) minus the resident set before
+the model was built: the resident weights plus the step's own peak. The fit
 ``peak = fixed + llm_blocks * per_llm_block + vision_blocks * per_vision_block`` (least squares
 over the measured depths; residual printed) predicts the full-depth peak, compared with 24 GB.
 
@@ -42,6 +44,22 @@ GB = 1024**3
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize()
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (``VmHWM``) so the build's fp32 init is not counted."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_bytes() -> int:
+    with open("/proc/self/status") as f:
+        line = next(x for x in f if x.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
 
 
 def _data_overrides() -> list[str]:
@@ -114,6 +132,7 @@ def one_step(
     module = PanoModule(system.model, hp, overlap).to(device)
     module.train()
     opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=stage.lr)
+    reset = not cuda and _reset_peak_rss()
     t0 = time.perf_counter()
     with torch.autocast(device.type, dtype=torch.bfloat16):
         if check:  # the step-0 dead-loss check, as the engine runs it (its graph is freed)
@@ -125,9 +144,12 @@ def one_step(
     if cuda:
         peak = torch.cuda.max_memory_allocated()
         how = "CUDA allocator max_memory_allocated"
+    elif reset:  # weights resident + the step's peak; not the fp32 init of the random build
+        peak = _peak_rss_bytes() - base
+        how = "CPU peak RSS during the step (VmHWM reset after the build) minus RSS before it"
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-        how = "CPU peak RSS (ru_maxrss) minus RSS before the model build"
+        how = "CPU peak RSS of the process (ru_maxrss, build included) minus RSS before the build"
     return {"peak": peak, "how": how, "seconds": seconds, "loss": float(loss), "batch": n}
 
 
