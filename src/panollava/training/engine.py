@@ -34,7 +34,9 @@ def resolve_precision(train: TrainConfig, *, allow_fp16: bool = True) -> str:
             "(loss 0, NaN gradients). Set train.precision: bf16-mixed"
         )
     if not on_gpu and precision != "32-true":
-        raise ValueError(f"precision {precision} needs a GPU; on CPU use 32-true (or auto)")
+        raise ValueError(
+            f"precision {precision} needs a GPU; on CPU set train.precision=32-true (or auto)"
+        )
     return precision
 
 

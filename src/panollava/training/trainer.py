@@ -109,8 +109,9 @@ def preflight(
     resume: bool = False,
     stages: list[str] | None = None,
 ) -> Path | None:
-    """What ``train`` checks before any model loads: stage names, every table and image the
-    stages read (``data.check_images``), and, for ``resume``, that there is a run to continue.
+    """What ``train`` checks before any model loads: stage names, the precision on this machine,
+    every table and image the stages read (``data.check_images``), and, for ``resume``, that
+    there is a run to continue.
 
     Returns the run folder to use (None: a new one). Creates nothing, so a refused run leaves
     no empty folder behind.
@@ -122,6 +123,7 @@ def preflight(
     splits |= {s.valid_split for s in cfg.train.stages if s.valid_split and cfg.data.valid}
     for split in sorted(splits):
         build_dataset(cfg, split, mode="train")  # raises DataError naming rows and the fix
+    resolve_precision(cfg.train)  # a GPU precision on a CPU machine (fp16: refused by the config)
     return run_dir
 
 
