@@ -88,9 +88,9 @@ def _build(job: str, llm: int, vision: int, ckpt: bool):
     from panollava.models.adapters.loading import load_adapter
     from panollava.models.adapters.system import PanoAdaptSystem
 
-    cfg = load_config(REPO / RECIPES[job], [*flags, "model.source=arch"])
+    cfg = load_config(REPO / _recipe(job), [*flags, "model.source=arch"])
     loaded = load_adapter(
-        job,
+        cfg.model.family,
         cfg.views,
         checkpoint=f"arch:{cfg.model.checkpoint or ''}",
         tiny_corpus=["what is in this panorama"],
@@ -179,12 +179,30 @@ def _fit(points: list[tuple[int, int, float]]) -> tuple[list[float], float]:
     return coef.tolist(), float(np.abs(x @ coef - y).max())
 
 
+def _recipe(job: str) -> str:
+    """The recipe of a job: a family's heaviest published one, or a PanoAdapt YAML path."""
+    return RECIPES.get(job, job)
+
+
+def _job(text: str) -> str:
+    if text in JOBS or (text.endswith((".yaml", ".yml")) and (REPO / text).is_file()):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r}: use one of {', '.join(JOBS)} or a recipe YAML")
+
+
 def _full_depth(job: str) -> tuple[int, int]:
     from panollava.models.adapters.arch import get_arch
 
     if job.startswith("panollava:"):
         return 28, 27  # Qwen3-0.6B blocks, SigLIP2-so400m blocks (their rows)
-    cfg = get_arch(job).config
+    if job not in RECIPES:  # a recipe path: its checkpoint's row
+        from panollava.config import load_config
+        from panollava.models.adapters.arch import arch_for_checkpoint
+
+        model = load_config(REPO / job, _data_overrides()).model
+        cfg = arch_for_checkpoint(model.family, model.checkpoint).config
+    else:
+        cfg = get_arch(job).config
     vision = cfg["vision_config"]
     return cfg["text_config"]["num_hidden_layers"], vision.get("depth") or vision[
         "num_hidden_layers"
@@ -193,7 +211,13 @@ def _full_depth(job: str) -> tuple[int, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--jobs", nargs="+", default=JOBS, choices=JOBS)
+    ap.add_argument(
+        "--jobs",
+        nargs="+",
+        default=JOBS,
+        type=_job,
+        help=f"{', '.join(JOBS)} or a PanoAdapt recipe YAML (relative to the repo root)",
+    )
     ap.add_argument("--settings", nargs="+", default=SETTINGS, choices=SETTINGS)
     ap.add_argument(
         "--depths", nargs="+", default=[f"{a}x{b}" for a, b in DEPTHS], help="LLMxVISION blocks"
@@ -232,7 +256,7 @@ def main() -> None:
     print(
         f"\nmeasure: {rows[0][-1] if rows else '-'}; depths {args.depths} "
         f"(PanoLLaVA: {args.panollava_depths}, both towers); "
-        f"batch {sorted(batches)} (samples/step), 9 views each"
+        f"batch {sorted(batches)} (samples/step), each recipe's own views"
     )
     print(
         f"{'family':<11} {'setting':<15} {'fixed':>6} {'/LLM blk':>8} {'/vis blk':>8} "
