@@ -18,8 +18,9 @@
 #
 # then call the device tool with carry [".whl", ".shared"] and the command
 #   bash benchmarks/gpu_check.sh [PART...]     # PART: tests views memory train generate (all)
-# (all parts: about 15 minutes, so split them over two calls, e.g. `tests views memory` then
-# `train generate`; results also land in $OUT/gpu_check.log).
+# (all parts take longer than one 10-minute call: run them as `tests views memory` (about 8-10
+# minutes), `train` and `generate` (at most 5 minutes each, by their timeouts); results also land
+# in $OUT/gpu_check.log).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 log="${OUT:-/tmp}/gpu_check.log"
