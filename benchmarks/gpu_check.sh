@@ -48,7 +48,10 @@ log="${OUT:-/tmp}/gpu_check.log"
       memory)
         echo "== bench_memory (CUDA allocator peak, truncated depths fitted to full depth)"
         timeout 300 python3 benchmarks/bench_memory.py --settings bf16-mixed:off bf16-pure:on \
-          --jobs qwen2_5_vl internvl gemma3 ;;
+          --jobs qwen2_5_vl internvl gemma3
+        echo "== bench_memory: Qwen native (the ERP at its own resolution, up to 16,290 tokens)"
+        timeout 150 python3 benchmarks/bench_memory.py --settings bf16-pure:on \
+          --jobs configs/panoadapt/qwen2_5_vl_3b_native.yaml ;;
       train)
         echo "== bench_train_step (full depth, bf16-pure + checkpointing: s/step, MFU)"
         timeout 300 python3 benchmarks/bench_train_step.py --steps 3 \
