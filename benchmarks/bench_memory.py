@@ -25,7 +25,9 @@ import resource
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = (REPO / ".." / "shared" / "data" / "quic360_samples").resolve()
@@ -100,6 +102,47 @@ def _build(job: str, llm: int, vision: int, ckpt: bool):
     return cfg, PanoAdaptSystem(cfg, loaded), cfg.train.stages[0]
 
 
+@dataclass
+class Step:
+    """A built job ready for training steps on ``device``: model, optimizer and one batch."""
+
+    system: Any
+    stage: Any
+    module: Any
+    opt: Any
+    batch: dict
+    n: int  # samples in the batch
+    device: Any
+
+
+def prepare_step(
+    job: str, llm: int, vision: int, precision: str, ckpt: bool, batch_size: int | None = None
+) -> Step:
+    """Build ``job`` at ``(llm, vision)`` blocks with the memory setting, its optimizer and one
+    batch of the shared panoramas (``batch_size``; default the recipe's own), on the GPU if any."""
+    import torch
+
+    from panollava.training.memory import apply_memory_settings
+    from panollava.training.module import PanoModule, TrainHParams
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    cfg, system, stage = _build(job, llm, vision, ckpt)
+    system.configure_stage(stage)
+    apply_memory_settings(system.model, cfg.train, precision)
+    overlap = system.overlap_loss() if stage.overlap_weight > 0 else None
+    data = system.dataset("train", stage)
+    n = batch_size or stage.batch_size
+    batch = system.collate(stage)([data[i % len(data)] for i in range(n)])
+    batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    hp = TrainHParams(
+        lr=stage.lr, total_steps=1, lm_weight=stage.lm_weight, overlap_weight=stage.overlap_weight
+    )
+    module = PanoModule(system.model, hp, overlap).to(device)
+    module.train()
+    opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=stage.lr)
+    return Step(system, stage, module, opt, batch, n, device)
+
+
 def one_step(
     job: str,
     llm: int,
@@ -112,29 +155,15 @@ def one_step(
     """Build, check and train one step of ``job``; returns the measured peak (subprocess)."""
     import torch
 
-    from panollava.training.memory import apply_memory_settings
-    from panollava.training.module import PanoModule, TrainHParams
+    import panollava.training.module  # noqa: F401  imported before ``base``: not part of the peak
 
     cuda = torch.cuda.is_available()
-    device = torch.device("cuda" if cuda else "cpu")
     base = _rss_bytes()
-    cfg, system, stage = _build(job, llm, vision, ckpt)
-    system.configure_stage(stage)
-    apply_memory_settings(system.model, cfg.train, precision)
-    overlap = system.overlap_loss() if stage.overlap_weight > 0 else None
-    data = system.dataset("train", stage)
-    n = batch_size or stage.batch_size  # default: the recipe's own batch
-    batch = system.collate(stage)([data[i % len(data)] for i in range(n)])
-    batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-    hp = TrainHParams(
-        lr=stage.lr, total_steps=1, lm_weight=stage.lm_weight, overlap_weight=stage.overlap_weight
-    )
-    module = PanoModule(system.model, hp, overlap).to(device)
-    module.train()
-    opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=stage.lr)
+    st = prepare_step(job, llm, vision, precision, ckpt, batch_size)
+    system, stage, module, opt, batch, n = st.system, st.stage, st.module, st.opt, st.batch, st.n
     reset = not cuda and _reset_peak_rss()
     t0 = time.perf_counter()
-    with torch.autocast(device.type, dtype=torch.bfloat16):
+    with torch.autocast(st.device.type, dtype=torch.bfloat16):
         if check:  # the step-0 dead-loss check, as the engine runs it (its graph is freed)
             system.check_stage(stage, batch)
         loss, _ = module.compute_loss(batch)
@@ -191,18 +220,14 @@ def _job(text: str) -> str:
 
 
 def _full_depth(job: str) -> tuple[int, int]:
-    from panollava.models.adapters.arch import get_arch
+    from panollava.models.adapters.arch import arch_for_checkpoint
 
     if job.startswith("panollava:"):
         return 28, 27  # Qwen3-0.6B blocks, SigLIP2-so400m blocks (their rows)
-    if job not in RECIPES:  # a recipe path: its checkpoint's row
-        from panollava.config import load_config
-        from panollava.models.adapters.arch import arch_for_checkpoint
+    from panollava.config import load_config
 
-        model = load_config(REPO / job, _data_overrides()).model
-        cfg = arch_for_checkpoint(model.family, model.checkpoint).config
-    else:
-        cfg = get_arch(job).config
+    model = load_config(REPO / _recipe(job), _data_overrides()).model
+    cfg = arch_for_checkpoint(model.family, model.checkpoint).config
     vision = cfg["vision_config"]
     return cfg["text_config"]["num_hidden_layers"], vision.get("depth") or vision[
         "num_hidden_layers"

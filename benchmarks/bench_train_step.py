@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_memory import RECIPES, _build, _full_depth, _peak_rss_bytes
+from bench_memory import RECIPES, _full_depth, _peak_rss_bytes, prepare_step
 
 # Dense BF16 tensor-core TFLOPS (without sparsity), NVIDIA datasheets: H100/H200 SXM 989,
 # H100 PCIe 756, A100 312, L40S 362, A10 125, L4 121.
@@ -52,26 +52,17 @@ def train_steps(job: str, layers: tuple[int, int] | None, precision: str, ckpt: 
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from panollava.training.memory import apply_memory_settings
-    from panollava.training.module import PanoModule, TrainHParams
-
     cuda = torch.cuda.is_available()
-    device = torch.device("cuda" if cuda else "cpu")
     llm, vision = layers or _full_depth(job)
-    cfg, system, stage = _build(job, llm, vision, ckpt)
-    system.configure_stage(stage)
-    apply_memory_settings(system.model, cfg.train, precision)
-    overlap = system.overlap_loss() if stage.overlap_weight > 0 else None
-    data = system.dataset("train", stage)
-    n = stage.batch_size
-    batch = system.collate(stage)([data[i % len(data)] for i in range(n)])
-    batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-    hp = TrainHParams(
-        lr=stage.lr, total_steps=1, lm_weight=stage.lm_weight, overlap_weight=stage.overlap_weight
+    st = prepare_step(job, llm, vision, precision, ckpt)
+    system, stage, module, opt, batch, device = (
+        st.system,
+        st.stage,
+        st.module,
+        st.opt,
+        st.batch,
+        st.device,
     )
-    module = PanoModule(system.model, hp, overlap).to(device)
-    module.train()
-    opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=stage.lr)
 
     def step(counter: FlopCounterMode | None = None) -> float:
         with torch.autocast(device.type, dtype=torch.bfloat16):
@@ -112,9 +103,9 @@ def train_steps(job: str, layers: tuple[int, int] | None, precision: str, ckpt: 
         "layers": [llm, vision],
         "full_depth": list(_full_depth(job)),
         "setting": f"{precision}, checkpointing {'on' if ckpt else 'off'}",
-        "batch": n,
+        "batch": st.n,
         "seconds_per_step": seconds,
-        "samples_per_s": n / seconds,
+        "samples_per_s": st.n / seconds,
         "peak_gb": peak / 1024**3,
         "peak_measure": how,
         "step_flops": whole.get_total_flops(),
