@@ -58,11 +58,15 @@ def test_every_path_samples_the_uint8_decode(synth_dir, sampled_dtypes):
     assert torch.equal(direct.pixels, from_infer.pixels)
 
 
-def test_uint8_views_match_the_float_views_within_one_level(sample_images):
+def test_uint8_views_match_the_float_views_within_rounding(sample_images):
+    """The uint8 path rounds its pyramid levels, its samples and the blend of two levels to
+    whole levels (<= 0.5 each, and levels 1+ only where the views minify): <= 1.5 levels,
+    0.30 on average here; the geometry is the same (point sampling: tests/geometry)."""
     path = sample_images[0]
     views = ViewsConfig(tile_size=448)
     need = 2048
     u8 = build_viewset(decode_erp(path, min_width=need), views).pixels
     f32 = build_viewset(load_erp(path, min_width=need), views).pixels
     assert decode_erp(path, min_width=need).dtype == torch.uint8
-    assert (u8 - f32).abs().max() * 255 <= 1.0 + 1e-3
+    diff = (u8 - f32).abs() * 255
+    assert diff.max() <= 1.5 + 1e-3 and diff.mean() < 0.35

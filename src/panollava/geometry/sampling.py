@@ -6,24 +6,29 @@ same row seen from the opposite longitude).
 
 **Antialiasing.** Where a view pixel covers more than one ERP pixel (its *footprint*, see
 :mod:`.density`) plain bilinear sampling aliases. With ``antialias=True`` (the default) each
-pixel is sampled from a pyramid of antialiased ERP reductions (level ``l`` is the ERP resized by
-``2^-l`` with a triangle prefilter, wrapping around the seam): level ``floor(log2 footprint)``
-(area-based footprint), blended with the next across the middle half of each octave. An
-equirect view whose window is whole ERP pixels (the global view, ``resize``, sliding-window and
-anyres tiles) is one antialiased resize of that window (exact for anisotropic scales such as
-the global view's 8:1 across, 4:1 down). Magnified pixels (footprint <= 1) read level 0:
-exactly the plain sampler.
+pixel is sampled from a pyramid of ERP reductions (level ``l`` has ``2^-l`` of the ERP's size;
+each level is the 2x2 box average of the one above where the size halves exactly, so no level
+reaches across the seam, and a two-tap average for odd sizes): level ``floor(log2 footprint)``
+(area-based footprint), blended with the next across the middle half of each octave
+(trilinear mip-mapping, "brilinear"). An equirect view whose window is whole pixels of a level
+(the global view, ``resize``, sliding-window and anyres tiles) is an area resize of that window
+(exact for anisotropic scales such as the global view's 8:1 across, 4:1 down). Magnified pixels
+(footprint <= 1) read level 0: exactly the plain sampler.
 
-**Speed.** Everything that depends only on the layout — coordinates, footprints, level
-choice, grids, the band of rows each level reads — is a *plan*, computed once per (layout,
-ERP size, output size, mode, device) and cached. ``uint8`` ERPs (channels-last, as Pillow
-decodes them) are converted to float only for the rows the plan reads, in one numpy pass that
-also pads; reductions of uint8 ERPs use torch's uint8 antialiased resize.
+**Speed.** Everything that depends only on the layout — coordinates, footprints, level choice,
+maps — is a *plan*, computed once per (layout, ERP size, output size, mode, device) and cached.
+``uint8`` ERPs on the CPU (channels-last, as Pillow decodes them; bilinear) take ``cv2.remap``
+from float maps (the same samples as ``grid_sample`` to a rounding): the pyramid levels are
+written, spherically padded by one pixel, into one RGBA *atlas*, so that one remap reads every
+pixel's lower level and one its upper level, and ``cv2.blendLinear`` mixes them — all in output
+order, in this thread's reused scratch arrays. Other inputs (float, CUDA, bicubic/nearest) take
+``grid_sample`` over padded bands of the same levels.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -278,36 +283,81 @@ def _make_level(
     return _Level(level, size, (r0, r1), grid.to(torch.float32)[None, None], span, wt)
 
 
-def _reduce(erp: torch.Tensor, size: tuple[int, int], mode: Interpolation) -> torch.Tensor:
-    """Antialiased resize of ERPs ``(B, C, H, W)`` to ``size`` (uint8 stays uint8 on CPU)."""
-    if tuple(erp.shape[-2:]) == tuple(size):
-        return erp
-    src = erp if erp.device.type == "cpu" or erp.is_floating_point() else erp.float()
-    aa_mode = "bicubic" if mode == "bicubic" else "bilinear"
-    return F.interpolate(src, size=size, mode=aa_mode, antialias=True, align_corners=False)
+def _next_level(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The next pyramid level of ``img`` ``(B, C, H, W)`` at ``size`` (about half): bilinear
+    taps at the level's pixel centres, i.e. the 2x2 box average where the size halves exactly
+    (no level reaches across the seam) and a two-tap average otherwise (odd sizes).
+
+    CPU uint8 stays uint8 (``cv2.resize``, ``INTER_LINEAR``, rounded); anything else in float."""
+    if img.dtype == torch.uint8 and img.device.type == "cpu":
+        return _cv2_resize(img, size, "INTER_LINEAR")
+    src = img if img.is_floating_point() else img.float()
+    return F.interpolate(src, size=size, mode="bilinear", align_corners=False)
 
 
-def _reduce_around(img: torch.Tensor, size: tuple[int, int], mode: Interpolation) -> torch.Tensor:
-    """:func:`_reduce` whose prefilter wraps around the seam (so that the pyramid, like the ERP,
-    has no seam) when the width shrinks by an exact integer factor."""
-    w = img.shape[-1]
-    factor = w // size[1]
-    if factor < 1 or factor * size[1] != w:
-        return _reduce(img, size, mode)
-    if size[1] < 8:  # too narrow for the strip: reduce the wrapped image itself
-        k = 2 * factor  # columns beyond the seam the triangle (or cubic) prefilter reaches
-        around = torch.cat((img[..., -k:], img, img[..., :k]), -1)
-        return _reduce(around, (size[0], size[1] + 4), mode)[..., 2:-2]
-    # Only the 2 output columns on each side of the seam see across it: reduce the image as is,
-    # then recompute those from a strip of 4 output columns' worth on each side of the seam
-    # (same weights: the strip starts on a multiple of the factor), without copying the image.
-    out = _reduce(img, size, mode)
-    strip = torch.cat((img[..., -4 * factor :], img[..., : 4 * factor]), -1)
-    seam = _reduce(strip, (size[0], 8), mode)  # output columns W'-4 .. W'-1, 0 .. 3
-    out = out.clone() if out is img else out
-    out[..., -2:] = seam[..., 2:4]
-    out[..., :2] = seam[..., 4:6]
-    return out
+def _cv2_resize(img: torch.Tensor, size: tuple[int, int], how: str) -> torch.Tensor:
+    import cv2
+
+    out = [
+        cv2.resize(x, size[::-1], interpolation=getattr(cv2, how))
+        for x in img.permute(0, 2, 3, 1).numpy()
+    ]
+    out = [o[..., None] if o.ndim == 2 else o for o in out]  # cv2 drops a single channel
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2)
+
+
+def _area_reduce(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Area resize of ``img`` ``(B, C, H, W)`` down to ``size``: each output pixel is the mean of
+    the source area it covers. CPU uint8 stays uint8 (``cv2.INTER_AREA``, rounded); anything
+    else is averaged in float (``avg_pool2d`` for integer factors, else exact fractional areas
+    from running sums)."""
+    h, w = img.shape[-2:]
+    if (h, w) == tuple(size):
+        return img
+    if img.dtype == torch.uint8 and img.device.type == "cpu":
+        return _cv2_resize(img, size, "INTER_AREA")
+    src = img if img.is_floating_point() else img.float()
+    if h % size[0] == 0 and w % size[1] == 0:
+        return F.avg_pool2d(src, (h // size[0], w // size[1]))
+    return _area_1d(_area_1d(src, size[0], -2), size[1], -1)
+
+
+def _area_1d(x: torch.Tensor, m: int, dim: int) -> torch.Tensor:
+    """Area resize of ``x`` along ``dim`` from ``n`` to ``m <= n`` samples: output ``i`` is the
+    mean over ``[i n / m, (i + 1) n / m)`` (fractional pixels counted by their share), read off
+    the running sum ``S(t)`` of the piecewise-constant signal (what ``cv2.INTER_AREA`` does)."""
+    n = x.shape[dim]
+    zero = torch.zeros_like(x.narrow(dim, 0, 1))
+    run = torch.cat((zero, torch.cumsum(x, dim)), dim)  # S at integers 0..n
+    t = torch.arange(m + 1, dtype=torch.float64, device=x.device) * (n / m)
+    k = t.floor().long().clamp(max=n - 1)
+    frac = (t - k).to(x.dtype)
+    shape = [1] * x.ndim
+    shape[dim] = m + 1
+    at = run.index_select(dim, k) + frac.view(shape) * x.index_select(dim, k)  # S(t)
+    return (at.narrow(dim, 1, m) - at.narrow(dim, 0, m)) * (m / n)
+
+
+def _window_level(
+    window: tuple[int, int, int, int],
+    size: tuple[int, int],
+    erp_hw: tuple[int, int],
+    top: int = 63,
+) -> tuple[int, int, int, int, int]:
+    """The coarsest pyramid level still finer than the output ``size`` whose pixels tile the
+    window ``(x0, xs, y0, ys)`` (the whole ERP is tiled by every level), and the window in that
+    level's pixels."""
+    best = (0, *window)
+    for lvl in range(1, top + 1):
+        lh, lw = _level_size(erp_hw, lvl)
+        x0, xs = window[0] * lw / erp_hw[1], window[1] * lw / erp_hw[1]
+        y0, ys = window[2] * lh / erp_hw[0], window[3] * lh / erp_hw[0]
+        if xs < size[1] or ys < size[0]:
+            break
+        whole = [_integral(v) for v in (x0, xs, y0, ys)]
+        if None not in whole:
+            best = (lvl, *whole)
+    return best
 
 
 def _padded_band(img: torch.Tensor, pad: int, rows: tuple[int, int]) -> torch.Tensor:
@@ -323,38 +373,219 @@ def _padded_band(img: torch.Tensor, pad: int, rows: tuple[int, int]) -> torch.Te
 
 
 class _Pyramid:
-    """Lazily built antialiased reductions of one ERP batch (level 0 is the ERP itself)."""
+    """Lazily built area (2x2 box) reductions of one ERP batch (level 0 is the ERP itself)."""
 
-    def __init__(self, erp: torch.Tensor, mode: Interpolation) -> None:
+    def __init__(self, erp: torch.Tensor) -> None:
         self.levels = {0: erp}
-        self.mode = mode
+        self.hw = (int(erp.shape[-2]), int(erp.shape[-1]))
 
-    def level(self, lvl: int, size: tuple[int, int]) -> torch.Tensor:
-        if lvl not in self.levels:  # each level halves the finest one above it
-            finer = max(k for k in self.levels if k < lvl)
-            self.levels[lvl] = _reduce_around(self.levels[finer], size, self.mode)
+    def level(self, lvl: int) -> torch.Tensor:
+        for k in range(1, lvl + 1):  # each level reduces the one above it
+            if k not in self.levels:
+                self.levels[k] = _next_level(self.levels[k - 1], _level_size(self.hw, k))
         return self.levels[lvl]
 
     def window(self, x0: int, xs: int, y0: int, ys: int, size: tuple[int, int]) -> torch.Tensor:
-        """The ERP window shrunk to ``size``, from the coarsest level still finer than it."""
-        erp = self.levels[0]
-        eh, ew = erp.shape[-2:]
-        lvl = 0
-        while ys / 2 ** (lvl + 1) >= size[0] and xs / 2 ** (lvl + 1) >= size[1]:
-            lvl += 1
-        lh, lw = _level_size((eh, ew), lvl)
-        f = 2**lvl
-        if ew % f or eh % f or x0 % f or xs % f or y0 % f or ys % f:
-            lvl, lh, lw = 0, eh, ew  # the window is not whole pixels of that level
-        src = self.level(lvl, (lh, lw))
-        f = 2**lvl
-        x0, xs, y0, ys = x0 // f, xs // f, y0 // f, ys // f
+        """The ERP window area-resized to ``size``, from the coarsest level still finer."""
+        lvl, x0, xs, y0, ys = _window_level((x0, xs, y0, ys), size, self.hw)
+        src = self.level(lvl)
+        lw = src.shape[-1]
         crop = src[..., y0 : y0 + ys, :]
         if x0 >= 0 and x0 + xs <= lw:
             crop = crop[..., x0 : x0 + xs]
         else:  # the window wraps around the seam
             crop = crop.index_select(-1, torch.arange(x0, x0 + xs, device=src.device) % lw)
-        return _reduce(crop, size, self.mode)
+        return _area_reduce(crop, size)
+
+
+_CV2_MAX = 32767  # cv2.remap takes images and maps smaller than this on each side
+
+
+@dataclass(frozen=True)
+class _RemapPlan:
+    """The uint8 CPU plan. Pyramid levels ``0..len(sizes) - 1`` live in one *atlas* image, each
+    spherically padded by one pixel at ``origins[k]`` (row, column of its padded corner): level
+    0 on the left, the others stacked on its right. ``lower`` / ``upper`` ``(S h, w, 2)`` float32
+    are atlas coordinates of every pixel of the stacked sampled views at its lower level and at
+    the next level (``upper`` is ``None`` when no pixel blends two levels); ``blend`` holds
+    their weights ``(S h, w)``."""
+
+    sizes: tuple[tuple[int, int], ...]
+    origins: tuple[tuple[int, int], ...]
+    atlas_hw: tuple[int, int]
+    lower: np.ndarray | None
+    upper: np.ndarray | None
+    blend: tuple[np.ndarray, np.ndarray] | None
+    sampled: tuple[int, ...]
+    resized: tuple[tuple[int, ...], ...]
+    valid: np.ndarray | None  # (V, h, w) bool
+
+
+def _atlas_layout(
+    erp_hw: tuple[int, int], top: int
+) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...], tuple[int, int]]:
+    """Sizes and padded origins of levels ``0..top`` in the atlas, and the atlas size."""
+    sizes = tuple(_level_size(erp_hw, k) for k in range(top + 1))
+    origins, row = [(0, 0)], 0
+    for h, _ in sizes[1:]:
+        origins.append((row, erp_hw[1] + 2))
+        row += h + 2
+    width = erp_hw[1] + 2 + (sizes[1][1] + 2 if top else 0)
+    return sizes, tuple(origins), (max(erp_hw[0] + 2, row), width)
+
+
+@lru_cache(maxsize=16)  # ~12 MB each for 8 tiles of 256² (two maps + blend weights)
+def _remap_plan(
+    geoms: tuple[ViewGeometry, ...],
+    out_hw: tuple[int, int],
+    erp_hw: tuple[int, int],
+    antialias: bool,
+) -> _RemapPlan:
+    windows = (_window(g, out_hw, erp_hw) if antialias else None for g in geoms)
+    resized = tuple((k, *r) for k, r in enumerate(windows) if r)
+    skip = {r[0] for r in resized}
+    sampled = tuple(k for k in range(len(geoms)) if k not in skip)
+    coords, valid = zip(*(erp_coords_for_view(g, out_hw, erp_hw) for g in geoms), strict=True)
+    mask = torch.stack(valid, 0).numpy()
+    lower = upper = blend = None
+    top = 0
+    if sampled:
+        sub = torch.stack([coords[k] for k in sampled], 0)  # (S, h, w, 2)
+        low, frac, _ = _level_weights(sub, erp_hw, "bilinear", antialias)
+        low, frac = low.numpy(), frac.numpy()
+        blends = frac > 0
+        top = int(low.max()) + int(blends.any())
+    sizes, origins, atlas_hw = _atlas_layout(erp_hw, top)
+    if sampled:
+        flat = sub.reshape(-1, 2).numpy().astype(np.float64)
+        shape = (len(sampled) * out_hw[0], out_hw[1], 2)
+
+        def atlas_xy(level: np.ndarray) -> np.ndarray:
+            xy = np.empty((flat.shape[0], 2), np.float32)
+            for k in np.unique(level).tolist():
+                sel = level == k
+                (lh, lw), (r0, c0) = sizes[k], origins[k]
+                x = (flat[sel, 0] + 0.5) * (lw / erp_hw[1]) - 0.5
+                xy[sel, 0] = np.remainder(x + 0.5, lw) - 0.5 + 1 + c0  # past the padding
+                xy[sel, 1] = (flat[sel, 1] + 0.5) * (lh / erp_hw[0]) - 0.5 + 1 + r0
+            return xy.reshape(shape)
+
+        lower = atlas_xy(low)
+        if blends.any():
+            upper = atlas_xy(np.where(blends, low + 1, low))
+            f = frac.reshape(shape[:2]).astype(np.float32)
+            blend = (1.0 - f, f)
+    return _RemapPlan(
+        sizes, origins, atlas_hw, lower, upper, blend, sampled, resized,
+        None if mask.all() else mask,
+    )  # fmt: skip
+
+
+def _pad_in_place(level: np.ndarray) -> None:
+    """Fill the one-pixel border of ``level`` ``(h + 2, w + 2, C)`` as :func:`pad_erp` does:
+    the row beyond a pole is the pole row rolled by ``w // 2``, then columns wrap."""
+    h, w = level.shape[0] - 2, level.shape[1] - 2
+    level[0, 1 : w + 1] = np.roll(level[1, 1 : w + 1], w // 2, axis=0)
+    level[h + 1, 1 : w + 1] = np.roll(level[h, 1 : w + 1], w // 2, axis=0)
+    level[:, 0] = level[:, w]
+    level[:, w + 1] = level[:, 1]
+
+
+_WORKSPACE = threading.local()
+
+
+def _workspace(name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A uint8 scratch array of this thread, kept between calls: writing fresh pages costs more
+    than the remap itself (first-touch page faults: ~6 ms for a 2048x1024 atlas)."""
+    arrays = _WORKSPACE.__dict__.setdefault("arrays", {})
+    if name not in arrays or arrays[name].shape != shape:
+        arrays[name] = np.empty(shape, np.uint8)
+    return arrays[name]
+
+
+def _build_atlas(hwc: np.ndarray, plan: _RemapPlan) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The atlas ``(AH, AW, C')`` of one ERP ``(H, W, C)`` uint8 and its levels' interiors (in
+    this thread's workspace: valid until its next call). RGB is stored as RGBA (``C' = 4``):
+    ``cv2.remap`` samples 4 channels ~1.7x faster than 3."""
+    import cv2
+
+    rgb = hwc.shape[2] == 3
+    atlas = _workspace("atlas", (*plan.atlas_hw, 4 if rgb else hwc.shape[2]))
+    levels = []
+    for k, ((h, w), (r0, c0)) in enumerate(zip(plan.sizes, plan.origins, strict=True)):
+        padded = atlas[r0 : r0 + h + 2, c0 : c0 + w + 2]
+        inner = padded[1 : h + 1, 1 : w + 1]
+        if k == 0 and rgb:
+            cv2.cvtColor(hwc, cv2.COLOR_RGB2RGBA, dst=inner)
+        elif k == 0:
+            inner[...] = hwc
+        else:  # :func:`_next_level` of the level above, written in place
+            cv2.resize(levels[-1], (w, h), dst=inner, interpolation=cv2.INTER_LINEAR)
+        _pad_in_place(padded)
+        levels.append(inner)
+    return atlas, levels
+
+
+def _sample_views_remap(
+    erp: torch.Tensor, geoms: tuple[ViewGeometry, ...], out_hw: tuple[int, int],
+    antialias: bool, scale: float,
+) -> torch.Tensor:  # fmt: skip
+    """:func:`sample_views` for bilinear CPU uint8 ERPs: two ``cv2.remap`` calls from float maps
+    (the same samples as ``grid_sample`` to a rounding) over the padded pyramid atlas, and a
+    per-pixel blend of the two levels (``cv2.blendLinear``), all in output order."""
+    import cv2
+
+    h, w = out_hw
+    b, c = erp.shape[:2]
+    plan = _remap_plan(geoms, out_hw, (int(erp.shape[-2]), int(erp.shape[-1])), antialias)
+    out = torch.empty(b, len(geoms), c, h, w)
+    hwc = erp.permute(0, 2, 3, 1).numpy()
+    n = len(plan.sampled)
+    for i in range(b):
+        atlas, levels = _build_atlas(hwc[i], plan)
+        if n:
+            shape = (*plan.lower.shape[:2], atlas.shape[2])
+            img = cv2.remap(atlas, plan.lower, None, cv2.INTER_LINEAR,
+                            dst=_workspace("lower", shape))  # fmt: skip
+            if plan.upper is not None:
+                coarse = cv2.remap(atlas, plan.upper, None, cv2.INTER_LINEAR,
+                                   dst=_workspace("upper", shape))  # fmt: skip
+                img = cv2.blendLinear(img, coarse, *plan.blend, dst=_workspace("blend", shape))
+            views = torch.from_numpy(img.reshape(n, h, w, -1)[..., :c]).permute(0, 3, 1, 2)
+            first = plan.sampled[0]
+            if plan.sampled == tuple(range(first, first + n)):
+                out[i, first : first + n] = views  # converted to float while copied
+            else:
+                out[i, list(plan.sampled)] = views.float()
+        for k, *window, top, rows in plan.resized:
+            top_level = len(levels) - 1  # the atlas stops at the tiles' coarsest level
+            lvl, x0, xs, y0, ys = _window_level(window, (rows, w), plan.sizes[0], top_level)
+            src = levels[lvl][y0 : y0 + ys]
+            if x0 >= 0 and x0 + xs <= src.shape[1]:
+                crop = src[:, x0 : x0 + xs]
+            else:  # the window wraps around the seam
+                crop = np.take(src, np.arange(x0, x0 + xs) % src.shape[1], axis=1)
+            small = cv2.resize(crop, (w, rows), interpolation=cv2.INTER_AREA)
+            out[i, k] = 0.0
+            small = torch.from_numpy(small.reshape(rows, w, -1)[..., :c]).permute(2, 0, 1)
+            out[i, k, :, top : top + rows] = small
+    if plan.valid is not None:
+        out *= torch.from_numpy(plan.valid)[None, :, None]
+    return out.mul_(scale) if scale != 1.0 else out
+
+
+def _remap_applies(erp: torch.Tensor, n_views: int, out_hw: tuple[int, int], mode: str) -> bool:
+    """The ``cv2.remap`` path serves bilinear uint8 CPU ERPs of 1-4 channels within cv2's size
+    limits (other inputs take ``grid_sample``: same geometry, float arithmetic)."""
+    return (
+        mode == "bilinear"
+        and erp.dtype == torch.uint8
+        and erp.device.type == "cpu"
+        and 1 <= erp.shape[1] <= 4
+        and max(erp.shape[-2:]) < _CV2_MAX
+        and n_views * out_hw[0] < _CV2_MAX
+        and out_hw[1] < _CV2_MAX
+    )
 
 
 def sample_views(
@@ -377,15 +608,17 @@ def sample_views(
     geoms = tuple(geoms)
     h, w = int(out_hw[0]), int(out_hw[1])
     erp_hw = (int(erp.shape[-2]), int(erp.shape[-1]))
+    if _remap_applies(erp, len(geoms), (h, w), mode):
+        return _sample_views_remap(erp, geoms, (h, w), antialias, scale)
     plan = _plan(geoms, (h, w), erp_hw, mode, antialias, str(erp.device))
     b, c, dev = erp.shape[0], erp.shape[1], erp.device
     dtype = erp.dtype if erp.is_floating_point() else torch.float32
     out = torch.zeros(b, len(geoms), c, h, w, dtype=dtype, device=dev)
-    pyramid = _Pyramid(erp, mode)
+    pyramid = _Pyramid(erp)
     if plan.levels:
         acc = None
         for lvl in plan.levels:
-            band = _padded_band(pyramid.level(lvl.level, lvl.size), _PAD[mode], lvl.rows)
+            band = _padded_band(pyramid.level(lvl.level), _PAD[mode], lvl.rows)
             grid = lvl.grid.to(device=dev, dtype=dtype).expand(b, -1, -1, -1)
             vals = F.grid_sample(
                 band.to(dtype), grid, mode=mode, padding_mode="border", align_corners=False
