@@ -198,6 +198,25 @@ def _level_weights(
     return low.long(), frac, top
 
 
+def _split_views(
+    geoms: tuple[ViewGeometry, ...],
+    out_hw: tuple[int, int],
+    erp_hw: tuple[int, int],
+    windows: bool,
+) -> tuple[tuple[tuple[int, ...], ...], tuple[int, ...], torch.Tensor | None, torch.Tensor]:
+    """Which views are resized ERP windows (``(view, *_window(...))``, only if ``windows``) and
+    which are sampled; the sampled views' ERP coordinates ``(S, h, w, 2)`` float32 (``None``
+    when none is) and every view's validity mask ``(V, h, w)``."""
+    resized = []
+    if windows:
+        resized = [(k, *r) for k, g in enumerate(geoms) if (r := _window(g, out_hw, erp_hw))]
+    skip = {r[0] for r in resized}
+    sampled = tuple(k for k in range(len(geoms)) if k not in skip)
+    coords, valid = zip(*(erp_coords_for_view(g, out_hw, erp_hw) for g in geoms), strict=True)
+    sub = torch.stack([coords[k] for k in sampled], 0) if sampled else None
+    return tuple(resized), sampled, sub, torch.stack(valid, 0)
+
+
 @lru_cache(maxsize=16)  # ~20 MB each for 9 views of 256² (grids + order)
 def _plan(
     geoms: tuple[ViewGeometry, ...],
@@ -207,20 +226,11 @@ def _plan(
     antialias: bool,
     device: str,
 ) -> _Plan:
-    resized = []
-    if antialias and mode != "nearest":
-        resized = [(k, *r) for k, g in enumerate(geoms) if (r := _window(g, out_hw, erp_hw))]
-    skip = {r[0] for r in resized}
-    sampled = tuple(k for k in range(len(geoms)) if k not in skip)
-    coords, valid = [], []
-    for g in geoms:
-        c, v = erp_coords_for_view(g, out_hw, erp_hw)  # float32, like the grid itself
-        coords.append(c)
-        valid.append(v)
-    mask = torch.stack(valid, 0)  # (V, h, w)
+    resized, sampled, sub, mask = _split_views(
+        geoms, out_hw, erp_hw, antialias and mode != "nearest"
+    )
     levels, order, n = [], None, 0
     if sampled:
-        sub = torch.stack([coords[k] for k in sampled], 0)  # (S, h, w, 2)
         low, frac, _ = _level_weights(sub, erp_hw, mode, antialias)
         n = low.numel()
         # Samples grouped by lower level, blended ones last in their group, so that each
@@ -375,9 +385,10 @@ def _padded_band(img: torch.Tensor, pad: int, rows: tuple[int, int]) -> torch.Te
 class _Pyramid:
     """Lazily built area (2x2 box) reductions of one ERP batch (level 0 is the ERP itself)."""
 
-    def __init__(self, erp: torch.Tensor) -> None:
-        self.levels = {0: erp}
-        self.hw = (int(erp.shape[-2]), int(erp.shape[-1]))
+    def __init__(self, *levels: torch.Tensor) -> None:
+        """``levels``: the ERP batch (level 0), optionally followed by levels already built."""
+        self.levels = dict(enumerate(levels))
+        self.hw = (int(levels[0].shape[-2]), int(levels[0].shape[-1]))
 
     def level(self, lvl: int) -> torch.Tensor:
         for k in range(1, lvl + 1):  # each level reduces the one above it
@@ -385,9 +396,12 @@ class _Pyramid:
                 self.levels[k] = _next_level(self.levels[k - 1], _level_size(self.hw, k))
         return self.levels[lvl]
 
-    def window(self, x0: int, xs: int, y0: int, ys: int, size: tuple[int, int]) -> torch.Tensor:
-        """The ERP window area-resized to ``size``, from the coarsest level still finer."""
-        lvl, x0, xs, y0, ys = _window_level((x0, xs, y0, ys), size, self.hw)
+    def window(
+        self, x0: int, xs: int, y0: int, ys: int, size: tuple[int, int], top: int = 63
+    ) -> torch.Tensor:
+        """The ERP window area-resized to ``size``, from the coarsest level (up to ``top``) still
+        finer."""
+        lvl, x0, xs, y0, ys = _window_level((x0, xs, y0, ys), size, self.hw, top)
         src = self.level(lvl)
         lw = src.shape[-1]
         crop = src[..., y0 : y0 + ys, :]
@@ -441,16 +455,11 @@ def _remap_plan(
     erp_hw: tuple[int, int],
     antialias: bool,
 ) -> _RemapPlan:
-    windows = (_window(g, out_hw, erp_hw) if antialias else None for g in geoms)
-    resized = tuple((k, *r) for k, r in enumerate(windows) if r)
-    skip = {r[0] for r in resized}
-    sampled = tuple(k for k in range(len(geoms)) if k not in skip)
-    coords, valid = zip(*(erp_coords_for_view(g, out_hw, erp_hw) for g in geoms), strict=True)
-    mask = torch.stack(valid, 0).numpy()
+    resized, sampled, sub, valid = _split_views(geoms, out_hw, erp_hw, antialias)
+    mask = valid.numpy()
     lower = upper = blend = None
     top = 0
     if sampled:
-        sub = torch.stack([coords[k] for k in sampled], 0)  # (S, h, w, 2)
         low, frac, _ = _level_weights(sub, erp_hw, "bilinear", antialias)
         low, frac = low.numpy(), frac.numpy()
         blends = frac > 0
@@ -557,17 +566,10 @@ def _sample_views_remap(
                 out[i, first : first + n] = views  # converted to float while copied
             else:
                 out[i, list(plan.sampled)] = views.float()
-        for k, *window, top, rows in plan.resized:
-            top_level = len(levels) - 1  # the atlas stops at the tiles' coarsest level
-            lvl, x0, xs, y0, ys = _window_level(window, (rows, w), plan.sizes[0], top_level)
-            src = levels[lvl][y0 : y0 + ys]
-            if x0 >= 0 and x0 + xs <= src.shape[1]:
-                crop = src[:, x0 : x0 + xs]
-            else:  # the window wraps around the seam
-                crop = np.take(src, np.arange(x0, x0 + xs) % src.shape[1], axis=1)
-            small = cv2.resize(crop, (w, rows), interpolation=cv2.INTER_AREA)
+        pyramid = _Pyramid(*(torch.from_numpy(v).permute(2, 0, 1)[None] for v in levels))
+        for k, *window, top, rows in plan.resized:  # the atlas stops at the tiles' coarsest level
+            small = pyramid.window(*window, (rows, w), top=len(levels) - 1)[0, :c]
             out[i, k] = 0.0
-            small = torch.from_numpy(small.reshape(rows, w, -1)[..., :c]).permute(2, 0, 1)
             out[i, k, :, top : top + rows] = small
     if plan.valid is not None:
         out *= torch.from_numpy(plan.valid)[None, :, None]
