@@ -87,7 +87,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of data and training.")] = 0,
     overrides: Annotated[
         list[str] | None,
-        typer.Argument(help="Dotted overrides KEY=VALUE of configs/panollava/tiny.yaml."),
+        typer.Argument(help="Dotted overrides KEY=VALUE of configs/panollava/demo.yaml."),
     ] = None,
 ) -> None:
     """The main job on the embedded default: synthetic panoramas -> tiny PanoLLaVA trained in

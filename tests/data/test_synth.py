@@ -255,6 +255,30 @@ def test_object_scale_enlarges_only_the_objects_that_are_not_small():
     assert result.exit_code == 2 and "object_scale must be in [1, 2.0]" in result.output
 
 
+def test_small_share_sets_the_chance_of_small_objects_and_moves_nothing_else():
+    plain = [sample_scene(2, i) for i in range(80)]
+    same = [sample_scene(2, i, small_share=0.3) for i in range(80)]
+    assert same == plain  # the default is today's scenes, draw for draw
+    none = [sample_scene(2, i, small_share=0.0) for i in range(80)]
+    share = sum(o.small for s in plain for o in s.objects) / sum(len(s.objects) for s in plain)
+    assert 0.2 < share < 0.4
+    assert not any(o.small for s in none for o in s.objects)
+    # the first object (never re-drawn for a collision) keeps its colour, shape and pitch
+    for a, b in zip(plain, none, strict=True):
+        (x, y), keep = (a.objects[0], b.objects[0]), ("color", "shape", "pitch_deg")
+        assert [getattr(x, k) for k in keep] == [getattr(y, k) for k in keep]
+    forced = sample_scene(2, 0, small_share=0.0, force="small")
+    assert forced.objects[0].small  # a requested small object still comes
+    everything = [sample_scene(2, i, small_share=1.0) for i in range(20)]
+    assert all(o.small for s in everything for o in s.objects)
+    with pytest.raises(ValueError, match=r"small_share must be in \[0, 1\]"):
+        sample_scene(0, 0, small_share=1.5)
+    bad = runner.invoke(
+        app, ["data", "synth", "--out", "/nonexistent/x", "--n", "3", "--small-share", "-0.1"]
+    )
+    assert bad.exit_code == 2 and "small_share must be in [0, 1]" in bad.output
+
+
 def test_test_subset_changes_only_the_test_split(tmp_path, synth_dir):
     out = tmp_path / "pole"
     synthesize(
@@ -266,6 +290,7 @@ def test_test_subset_changes_only_the_test_split(tmp_path, synth_dir):
         "pole_share": 0.0,
         "test_subset": "pole",
         "object_scale": 1.0,
+        "small_share": 0.3,
     }
     assert all(any(o["pole"] for o in s["objects"]) for s in meta["scenes"])
     assert (out / "train.tsv").read_bytes() == (synth_dir / "train.tsv").read_bytes()
@@ -285,6 +310,7 @@ def test_cli_synth_scene_control(tmp_path):
         "pole_share": 0.3,
         "test_subset": "seam",
         "object_scale": 1.0,
+        "small_share": 0.3,
     }
     assert all(any(o["seam"] for o in s["objects"]) for s in meta["scenes"])
     bad = runner.invoke(app, [*args, "--test-subset", "poles"])

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from panollava.cli import app
-from panollava.data.synth import synthesize
+from panollava.data.synth import SceneOptions, synthesize
 from panollava.data.synth_captions import caption_scene
 from panollava.data.synth_scene import SceneObject, SynthScene, sample_scene
 from panollava.evaluation.compare import compare_markdown
@@ -23,6 +23,7 @@ from panollava.evaluation.grounded import (
     paired_grounded,
     parse_objects,
     sample_stats,
+    scene_prior,
 )
 from panollava.evaluation.report import write_report
 from panollava.evaluation.scoring import load_run_dir, score_files
@@ -143,6 +144,30 @@ def test_parser_reads_directions_up_to_the_next_object():
         ("red", "disc", None),
         ("orange", "ring", "on the left"),
     ]
+
+
+def test_chance_guesses_from_the_scene_options_the_data_was_drawn_with(tmp_path):
+    """Data drawn without small objects: chance must not guess small objects (the default
+    prior's 30% would make its 'small objects' answers wrong by construction)."""
+    synthesize(
+        tmp_path,
+        n=30,
+        seed=5,
+        width=64,
+        tokenizer=False,
+        options=SceneOptions(small_share=0.0, object_scale=1.5, test_subset="seam"),
+    )
+    table = tmp_path / "test.tsv"
+    urls = [line.split("\t")[0] for line in table.read_text().splitlines()[1:]]
+    graphs = find_scene_graphs(table, urls)
+    prior = {"seam_share": 0.35, "pole_share": 0.0, "object_scale": 1.5, "small_share": 0.0}
+    assert graphs.priors == {u: {**prior, "force": "seam"} for u in urls}
+    assert scene_prior(None) == {} and scene_prior({"test_subset": None}) == {}
+    keys = [(u, "small objects") for u in dict.fromkeys(urls)]
+    chance = chance_samples(keys, graphs.scenes, priors=graphs.priors)
+    assert chance.stats[:, STATS.index("fp")].sum() == 0  # never names a small object
+    default = chance_samples(keys, graphs.scenes)
+    assert default.stats[:, STATS.index("fp")].sum() > 0
 
 
 def test_chance_is_seeded_and_low():

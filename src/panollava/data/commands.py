@@ -177,6 +177,10 @@ def synth(
             "(10-22° by default), 1..2."
         ),
     ] = 1.0,
+    small_share: Annotated[
+        float,
+        typer.Option(help="Chance of each object being small (angular radius 4-7°), 0..1."),
+    ] = 0.3,  # = synth_scene.SMALL_SHARE
 ) -> None:
     """Render synthetic 360° scenes with QuIC-360-style TSVs, scene.json ground truth and a
     word-level tokenizer (the embedded default dataset)."""
@@ -188,6 +192,7 @@ def synth(
             pole_share=pole_share,
             test_subset=None if test_subset == "none" else test_subset,
             object_scale=object_scale,
+            small_share=small_share,
         )
         result = synthesize(out, n=n, seed=seed, width=width, tokenizer=tokenizer, options=options)
     except ValueError as exc:

@@ -17,7 +17,9 @@ Scene control (for benchmarks that target the panorama geometry): ``seam_share``
 are the shares of scenes given an object across the ±180° seam / near a pole (other objects may
 cross the seam by chance); ``test_subset`` (``seam``, ``pole`` or ``small``) gives *every* test
 scene an object of that subset, so the test split measures exactly that geometry while train and
-valid keep the shares; ``object_scale`` enlarges the objects that are not small. The options are recorded in each ``scene.json`` and in ``data.yaml``.
+valid keep the shares; ``object_scale`` enlarges the objects that are not small and
+``small_share`` (0.3) is the chance of an object being small. The options are recorded in each
+``scene.json`` and in ``data.yaml``.
 Each scene.json lists the scenes of the images in its folder (``url`` relative to ``out``; the
 grounded metrics of :mod:`panollava.evaluation.grounded` find it next to the images).
 """
@@ -38,6 +40,7 @@ from PIL import Image
 from panollava.data.synth_captions import QUERIES, caption_scene
 from panollava.data.synth_scene import (
     SEAM_SHARE,
+    SMALL_SHARE,
     SUBSETS,
     SynthScene,
     check_scene_options,
@@ -54,15 +57,18 @@ SPLITS = ("train", "valid", "test")
 @dataclass(frozen=True)
 class SceneOptions:
     """Scene control (module docstring): shares of seam/pole scenes, forced test subset,
-    radius factor of the objects that are not small."""
+    radius factor of the objects that are not small, share of small objects."""
 
     seam_share: float = SEAM_SHARE
     pole_share: float = 0.0
     test_subset: str | None = None
     object_scale: float = 1.0
+    small_share: float = SMALL_SHARE
 
     def __post_init__(self) -> None:
-        check_scene_options(self.seam_share, self.pole_share, None, self.object_scale)
+        check_scene_options(
+            self.seam_share, self.pole_share, None, self.object_scale, self.small_share
+        )
         if self.test_subset is not None and self.test_subset not in SUBSETS:
             raise ValueError(
                 f"test_subset must be one of {SUBSETS} (or none), got {self.test_subset!r}"
@@ -78,6 +84,7 @@ class SceneOptions:
             pole_share=self.pole_share,
             force=force,
             object_scale=self.object_scale,
+            small_share=self.small_share,
         )
 
 
@@ -201,7 +208,7 @@ def synthesize(
         header += (
             f" --seam-share {options.seam_share} --pole-share {options.pole_share}"
             f" --test-subset {options.test_subset or 'none'}"
-            f" --object-scale {options.object_scale}"
+            f" --object-scale {options.object_scale} --small-share {options.small_share}"
         )
     header += "\n"
     (out / "data.yaml").write_text(header + yaml.safe_dump(data, sort_keys=False), "utf-8")

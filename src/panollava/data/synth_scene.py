@@ -58,6 +58,7 @@ SMALL_DEG = 8.0  # objects with a smaller angular radius are "small"
 POLE_DEG = 60.0  # objects centred at |pitch| >= this are "polar" (ERP rows stretched >= 2x)
 SUBSETS = ("seam", "pole", "small")  # object subsets of the grounded metrics and `--test-subset`
 SEAM_SHARE = 0.35  # default share of scenes with an object across the ±180° seam
+SMALL_SHARE = 0.3  # default share of small objects (angular radius 4-7°)
 MAX_OBJECT_SCALE = 2.0  # radii up to 44°: three objects still fit apart on the sphere
 _ROOM_FLOOR, _ROOM_CEILING = -0.6, 0.8  # box room: walls at |x|, |z| = 1, camera at the origin
 
@@ -154,11 +155,13 @@ def _draw_object(
     polar: bool = False,
     small: bool = False,
     scale: float = 1.0,
+    small_share: float = SMALL_SHARE,
 ) -> SceneObject:
     """One object; ``straddle``: across the seam, ``polar``: ``|pitch|`` in ``[POLE_DEG + 2,
     80]``, ``small``: forced small, ``scale``: factor on the radius of the objects that are not
-    small (small ones stay small). The draws of a plain object never change (determinism)."""
-    small = rng.random() < 0.3 or small
+    small (small ones stay small), ``small_share``: chance of a small object. The draws of a
+    plain object never change (determinism): the options only move thresholds."""
+    small = rng.random() < small_share or small
     size = rng.uniform(4.0, 7.0) if small else scale * rng.uniform(10.0, 22.0)
     yaw = rng.uniform(-180.0, 180.0)
     if straddle:  # centre within half a radius of the seam: the object crosses it
@@ -178,10 +181,15 @@ def _draw_object(
 
 
 def check_scene_options(
-    seam_share: float, pole_share: float, force: str | None, object_scale: float = 1.0
+    seam_share: float,
+    pole_share: float,
+    force: str | None,
+    object_scale: float = 1.0,
+    small_share: float = SMALL_SHARE,
 ) -> None:
     """Raise ``ValueError`` naming the scene option that is out of range."""
-    for name, share in (("seam_share", seam_share), ("pole_share", pole_share)):
+    shares = (("seam_share", seam_share), ("pole_share", pole_share), ("small_share", small_share))
+    for name, share in shares:
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"{name} must be in [0, 1], got {share}")
     if not 1.0 <= object_scale <= MAX_OBJECT_SCALE:
@@ -201,6 +209,7 @@ def sample_scene(
     pole_share: float = 0.0,
     force: str | None = None,
     object_scale: float = 1.0,
+    small_share: float = SMALL_SHARE,
 ) -> SynthScene:
     """The scene of panorama ``index`` for ``seed`` (independent of how many are generated).
 
@@ -208,10 +217,11 @@ def sample_scene(
     radii plus a margin). ``seam_share`` of the scenes (in expectation) get an object across the
     ±180° seam and ``pole_share`` an object near a pole (``|pitch| >= POLE_DEG``); ``force``
     (one of :data:`SUBSETS`) gives this scene such an object for sure. ``object_scale``
-    multiplies the radius of the objects that are not small (``10-22°`` by default). The
-    defaults draw exactly the scenes of earlier versions.
+    multiplies the radius of the objects that are not small (``10-22°`` by default);
+    ``small_share`` is the chance of each object being small. The defaults draw exactly the
+    scenes of earlier versions.
     """
-    check_scene_options(seam_share, pole_share, force, object_scale)
+    check_scene_options(seam_share, pole_share, force, object_scale, small_share)
     rng = random.Random(
         int(torch.randint(0, 2**62, (1,), generator=sample_generator(seed, -1, index)))
     )
@@ -231,6 +241,7 @@ def sample_scene(
                 polar and k == polar_k,
                 force == "small" and k == 0,
                 object_scale,
+                small_share,
             )
             if all(
                 _angular_distance_deg(obj, o) > 1.15 * (obj.size_deg + o.size_deg) + 3.0

@@ -32,8 +32,10 @@ the references have no scene graphs and no grounded metrics are computed; when o
 one lacks an image, it is an error.
 
 **Chance** is simulated, not derived: every (image, query) is answered with the canonical caption
-of :data:`CHANCE_DRAWS` random scenes of its own from the generator's default prior (seeded), i.e.
-a grammatical guess that knows the scene distribution but not the image.
+of :data:`CHANCE_DRAWS` random scenes of its own (seeded), drawn with the scene options its
+scene.json records (``data synth --object-scale``, ``--small-share``, ...; the default prior for
+files without options), i.e. a grammatical guess that knows the scene distribution but not the
+image.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +91,7 @@ __all__ = [
     "paired_grounded",
     "read_grounded_csv",
     "sample_stats",
+    "scene_prior",
     "write_grounded_csv",
 ]
 
@@ -97,7 +100,8 @@ CHANCE_DRAWS = 5
 CHANCE_SEED = 9_000_001  # a seed no `data synth` default uses
 CHANCE_METHOD = (
     f"simulated: each (image, query) answered by the canonical captions of {CHANCE_DRAWS} random "
-    f"scenes per image from the generator's default prior (seed {CHANCE_SEED}), counts averaged"
+    f"scenes per image, drawn with the scene options of its scene.json (seed {CHANCE_SEED}), "
+    "counts averaged"
 )
 STATS = (
     "tp",
@@ -442,10 +446,21 @@ def _image_key(path: Path) -> str:
 
 @dataclass(frozen=True)
 class SceneGraphs:
-    """Scene of every image url of a table, and the scene.json files they came from."""
+    """Scene of every image url of a table, the scene.json files they came from and the scene
+    options each image was drawn with (:func:`scene_prior`)."""
 
     scenes: dict[str, SynthScene]
     files: list[Path]
+    priors: dict[str, dict] = field(default_factory=dict)
+
+
+def scene_prior(options: dict | None) -> dict:
+    """``sample_scene`` keywords of the options a scene.json records (``{}``: the default)."""
+    options = dict(options or {})
+    subset = options.pop("test_subset", None)
+    known = {"seam_share", "pole_share", "object_scale", "small_share"}
+    prior = {k: v for k, v in options.items() if k in known}
+    return {**prior, "force": subset} if subset else prior
 
 
 def find_scene_graphs(table: str | Path, urls: Sequence[str]) -> SceneGraphs | None:
@@ -460,10 +475,12 @@ def find_scene_graphs(table: str | Path, urls: Sequence[str]) -> SceneGraphs | N
     if not present:
         return None
     images: dict[str, SynthScene] = {}
+    priors: dict[Path, dict] = {}
     for f in present:
         try:
-            entries = json.loads(f.read_text(encoding="utf-8"))["scenes"]
-            for e in entries:
+            meta = json.loads(f.read_text(encoding="utf-8"))
+            priors[f] = scene_prior(meta.get("options"))
+            for e in meta["scenes"]:
                 images[_image_key(f.parent / Path(e["url"]).name)] = SynthScene.from_json(e)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise TableError(
@@ -481,7 +498,7 @@ def find_scene_graphs(table: str | Path, urls: Sequence[str]) -> SceneGraphs | N
         if scene is None:
             raise TableError(f"{files[u]}: no scene for image {u!r} of {table}")
         out[u] = scene
-    return SceneGraphs(out, sorted(present))
+    return SceneGraphs(out, sorted(present), {u: priors[files[u]] for u in local})
 
 
 def grounded_samples(
@@ -502,10 +519,16 @@ def grounded_samples(
 
 
 def chance_samples(
-    keys: Sequence[tuple[str, str]], scenes: dict[str, SynthScene], *, draws: int = CHANCE_DRAWS
+    keys: Sequence[tuple[str, str]],
+    scenes: dict[str, SynthScene],
+    *,
+    priors: dict[str, dict] | None = None,
+    draws: int = CHANCE_DRAWS,
 ) -> GroundedSamples:
     """The chance level (see the module docstring): each image gets its own ``draws`` random
-    scenes (seeded by its position among the images); counts averaged over the draws."""
+    scenes (seeded by its position among the images), drawn with ``priors[url]`` (``sample_scene``
+    keywords; default prior where absent); counts averaged over the draws."""
+    priors = priors or {}
     image = {u: i for i, u in enumerate(dict.fromkeys(u for u, _ in keys))}
     guesses: dict[str, list[dict[str, list[str]]]] = {}
     stats = np.zeros((len(keys), len(STATS)))
@@ -513,7 +536,8 @@ def chance_samples(
         if url not in guesses:
             first = image[url] * draws
             guesses[url] = [
-                caption_scene(sample_scene(CHANCE_SEED, first + d)) for d in range(draws)
+                caption_scene(sample_scene(CHANCE_SEED, first + d, **priors.get(url, {})))
+                for d in range(draws)
             ]
         for guess in guesses[url]:
             stats[i] += sample_stats(query, guess[query][0], scenes[url])  # type: ignore[operator]

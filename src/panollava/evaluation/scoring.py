@@ -212,7 +212,7 @@ def _grounded(
         )
         runs[run]["grounded"] = grounded_entry(per_run[run], n_boot=n_boot, seed=seed)
     keys = list(dict.fromkeys(k for g in per_run.values() for k in g.keys))
-    chance = chance_samples(keys, scenes.scenes)
+    chance = chance_samples(keys, scenes.scenes, priors=scenes.priors)
     write_grounded_csv(path, per_run)
     return {
         "scene_graphs": [str(f.resolve()) for f in scenes.files],

@@ -325,7 +325,10 @@ def _area_reduce(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if (h, w) == tuple(size):
         return img
     if img.dtype == torch.uint8 and img.device.type == "cpu":
-        return _cv2_resize(img, size, "INTER_AREA")
+        # At exact 1:1 / 2:1 per axis, bilinear taps at the output pixel centres are the area
+        # (box) average; cv2's INTER_AREA takes a slow general path for unequal factors (~6x).
+        halves = h in (size[0], 2 * size[0]) and w in (size[1], 2 * size[1])
+        return _cv2_resize(img, size, "INTER_LINEAR" if halves else "INTER_AREA")
     src = img if img.is_floating_point() else img.float()
     if h % size[0] == 0 and w % size[1] == 0:
         return F.avg_pool2d(src, (h // size[0], w // size[1]))
@@ -419,16 +422,19 @@ _CV2_MAX = 32767  # cv2.remap takes images and maps smaller than this on each si
 class _RemapPlan:
     """The uint8 CPU plan. Pyramid levels ``0..len(sizes) - 1`` live in one *atlas* image, each
     spherically padded by one pixel at ``origins[k]`` (row, column of its padded corner): level
-    0 on the left, the others stacked on its right. ``lower`` / ``upper`` ``(S h, w, 2)`` float32
-    are atlas coordinates of every pixel of the stacked sampled views at its lower level and at
-    the next level (``upper`` is ``None`` when no pixel blends two levels); ``blend`` holds
-    their weights ``(S h, w)``."""
+    0 on the left, the others stacked on its right. ``lower`` ``(S h, w, 2)`` float32 holds the
+    atlas coordinates of every pixel of the stacked sampled views at its lower level. Only some
+    pixels blend two levels (about a third of a 90° tile: ``_level_weights``): their flat
+    indices ``blend_at`` ``(R w,)`` (padded by repeating the last), their atlas coordinates at
+    the next level ``upper`` ``(R, w, 2)`` and the weights of both levels ``blend`` (``(R, w)``
+    each) are packed into rows of ``w`` (all ``None`` when no pixel blends)."""
 
     sizes: tuple[tuple[int, int], ...]
     origins: tuple[tuple[int, int], ...]
     atlas_hw: tuple[int, int]
     lower: np.ndarray | None
     upper: np.ndarray | None
+    blend_at: np.ndarray | None
     blend: tuple[np.ndarray, np.ndarray] | None
     sampled: tuple[int, ...]
     resized: tuple[tuple[int, ...], ...]
@@ -457,7 +463,7 @@ def _remap_plan(
 ) -> _RemapPlan:
     resized, sampled, sub, valid = _split_views(geoms, out_hw, erp_hw, antialias)
     mask = valid.numpy()
-    lower = upper = blend = None
+    lower = upper = blend_at = blend = None
     top = 0
     if sampled:
         low, frac, _ = _level_weights(sub, erp_hw, "bilinear", antialias)
@@ -467,25 +473,28 @@ def _remap_plan(
     sizes, origins, atlas_hw = _atlas_layout(erp_hw, top)
     if sampled:
         flat = sub.reshape(-1, 2).numpy().astype(np.float64)
-        shape = (len(sampled) * out_hw[0], out_hw[1], 2)
 
-        def atlas_xy(level: np.ndarray) -> np.ndarray:
-            xy = np.empty((flat.shape[0], 2), np.float32)
+        def atlas_xy(erp_xy: np.ndarray, level: np.ndarray) -> np.ndarray:
+            """ERP pixel coordinates ``(N, 2)`` at pyramid ``level`` ``(N,)`` -> atlas
+            coordinates in rows of ``w`` ``(N / w, w, 2)``."""
+            xy = np.empty((erp_xy.shape[0], 2), np.float32)
             for k in np.unique(level).tolist():
                 sel = level == k
                 (lh, lw), (r0, c0) = sizes[k], origins[k]
-                x = (flat[sel, 0] + 0.5) * (lw / erp_hw[1]) - 0.5
+                x = (erp_xy[sel, 0] + 0.5) * (lw / erp_hw[1]) - 0.5
                 xy[sel, 0] = np.remainder(x + 0.5, lw) - 0.5 + 1 + c0  # past the padding
-                xy[sel, 1] = (flat[sel, 1] + 0.5) * (lh / erp_hw[0]) - 0.5 + 1 + r0
-            return xy.reshape(shape)
+                xy[sel, 1] = (erp_xy[sel, 1] + 0.5) * (lh / erp_hw[0]) - 0.5 + 1 + r0
+            return xy.reshape(-1, out_hw[1], 2)
 
-        lower = atlas_xy(low)
+        lower = atlas_xy(flat, low)
         if blends.any():
-            upper = atlas_xy(np.where(blends, low + 1, low))
-            f = frac.reshape(shape[:2]).astype(np.float32)
-            blend = (1.0 - f, f)
+            at = np.flatnonzero(blends)
+            at = np.concatenate((at, np.full(-at.size % out_hw[1], at[-1])))  # whole rows
+            upper = atlas_xy(flat[at], low[at] + 1)
+            f = frac[at].reshape(-1, out_hw[1]).astype(np.float32)
+            blend_at, blend = at, (1.0 - f, f)
     return _RemapPlan(
-        sizes, origins, atlas_hw, lower, upper, blend, sampled, resized,
+        sizes, origins, atlas_hw, lower, upper, blend_at, blend, sampled, resized,
         None if mask.all() else mask,
     )  # fmt: skip
 
@@ -539,11 +548,9 @@ def _sample_views_remap(
     erp: torch.Tensor, geoms: tuple[ViewGeometry, ...], out_hw: tuple[int, int],
     antialias: bool, scale: float,
 ) -> torch.Tensor:  # fmt: skip
-    """:func:`sample_views` for bilinear CPU uint8 ERPs: two ``cv2.remap`` calls from float maps
-    (the same samples as ``grid_sample`` to a rounding) over the padded pyramid atlas, and a
-    per-pixel blend of the two levels (``cv2.blendLinear``), all in output order."""
-    import cv2
-
+    """:func:`sample_views` for bilinear CPU uint8 ERPs: ``cv2.remap`` from float maps (the same
+    samples as ``grid_sample`` to a rounding) over the padded pyramid atlas, all in output order
+    (:func:`_remap_blended`)."""
     h, w = out_hw
     b, c = erp.shape[:2]
     plan = _remap_plan(geoms, out_hw, (int(erp.shape[-2]), int(erp.shape[-1])), antialias)
@@ -553,13 +560,7 @@ def _sample_views_remap(
     for i in range(b):
         atlas, levels = _build_atlas(hwc[i], plan)
         if n:
-            shape = (*plan.lower.shape[:2], atlas.shape[2])
-            img = cv2.remap(atlas, plan.lower, None, cv2.INTER_LINEAR,
-                            dst=_workspace("lower", shape))  # fmt: skip
-            if plan.upper is not None:
-                coarse = cv2.remap(atlas, plan.upper, None, cv2.INTER_LINEAR,
-                                   dst=_workspace("upper", shape))  # fmt: skip
-                img = cv2.blendLinear(img, coarse, *plan.blend, dst=_workspace("blend", shape))
+            img = _remap_blended(atlas, plan)
             views = torch.from_numpy(img.reshape(n, h, w, -1)[..., :c]).permute(0, 3, 1, 2)
             first = plan.sampled[0]
             if plan.sampled == tuple(range(first, first + n)):
@@ -569,21 +570,49 @@ def _sample_views_remap(
         pyramid = _Pyramid(*(torch.from_numpy(v).permute(2, 0, 1)[None] for v in levels))
         for k, *window, top, rows in plan.resized:  # the atlas stops at the tiles' coarsest level
             small = pyramid.window(*window, (rows, w), top=len(levels) - 1)[0, :c]
-            out[i, k] = 0.0
+            if rows < h:
+                out[i, k] = 0.0
             out[i, k, :, top : top + rows] = small
     if plan.valid is not None:
         out *= torch.from_numpy(plan.valid)[None, :, None]
+    # one contiguous pass: multiplying while converting from uint8 is ~2x slower than both
     return out.mul_(scale) if scale != 1.0 else out
 
 
+_PIXEL_DTYPE = {1: np.uint8, 4: np.uint32}  # one element per atlas pixel (RGB is RGBA)
+
+
+def _remap_blended(atlas: np.ndarray, plan: _RemapPlan) -> np.ndarray:
+    """The stacked sampled views ``(S h, w, C')`` uint8 (this thread's workspace): every pixel
+    remapped at its lower level, then the pixels that blend two levels remapped at the next
+    level (packed), blended and scattered back (whole pixels as one integer each)."""
+    import cv2
+
+    channels = atlas.shape[2]
+    img = cv2.remap(atlas, plan.lower, None, cv2.INTER_LINEAR,
+                    dst=_workspace("lower", (*plan.lower.shape[:2], channels)))  # fmt: skip
+    if plan.upper is None:
+        return img
+    packed = (*plan.upper.shape[:2], channels)
+    coarse = cv2.remap(atlas, plan.upper, None, cv2.INTER_LINEAR,
+                       dst=_workspace("upper", packed))  # fmt: skip
+    pixels = img.view(_PIXEL_DTYPE[channels]).reshape(-1)
+    fine = _workspace("fine", packed)
+    np.take(pixels, plan.blend_at, out=fine.view(_PIXEL_DTYPE[channels]).reshape(-1))
+    mixed = cv2.blendLinear(fine, coarse, *plan.blend, dst=_workspace("mixed", packed))
+    pixels[plan.blend_at] = mixed.view(_PIXEL_DTYPE[channels]).reshape(-1)
+    return img
+
+
 def _remap_applies(erp: torch.Tensor, n_views: int, out_hw: tuple[int, int], mode: str) -> bool:
-    """The ``cv2.remap`` path serves bilinear uint8 CPU ERPs of 1-4 channels within cv2's size
-    limits (other inputs take ``grid_sample``: same geometry, float arithmetic)."""
+    """The ``cv2.remap`` path serves bilinear uint8 CPU ERPs of 1, 3 or 4 channels within cv2's
+    size limits (other inputs take ``grid_sample``: same geometry, float arithmetic). Not 2:
+    cv2 remaps 2-channel images with 1/32-pixel fixed-point weights, up to 4 levels off."""
     return (
         mode == "bilinear"
         and erp.dtype == torch.uint8
         and erp.device.type == "cpu"
-        and 1 <= erp.shape[1] <= 4
+        and erp.shape[1] in (1, 3, 4)
         and max(erp.shape[-2:]) < _CV2_MAX
         and n_views * out_hw[0] < _CV2_MAX
         and out_hw[1] < _CV2_MAX
