@@ -134,6 +134,21 @@ class PanoConfig(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _overlap_needs_overlapping_views(self) -> PanoConfig:
+        if self.views.ring_overlap() > 0:
+            return self
+        for i, stage in enumerate(self.train.stages):
+            if stage.overlap_weight > 0:
+                raise ValueError(
+                    f"train.stages.{i}.overlap_weight={stage.overlap_weight:g} needs views that "
+                    f"overlap, but views.strategy '{self.views.strategy}' (fov_deg "
+                    f"{self.views.fov_deg:g}, num_tiles {self.views.num_tiles}) gives none: set "
+                    f"train.stages.{i}.overlap_weight=0 (lm_weight > 0 if it trains nothing "
+                    "else) or use tiles that overlap (anyres_e2p, e2p, pinhole, sliding_window)"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _panorope_needs_pole_free_tiles(self) -> PanoConfig:
         if isinstance(self.model, PanoAdaptConfig) and self.model.panorope:
             problem = _panorope_views_problem(self.views)

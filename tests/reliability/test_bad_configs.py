@@ -3,6 +3,8 @@ later, never an unbounded run)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -92,3 +94,34 @@ def test_a_config_that_is_not_utf8_names_the_file_and_the_fix(tmp_path):
     assert result.exit_code == 1
     assert "latin1.yaml" in result.output and "UTF-8" in result.output
     assert "iconv" in result.output and "Traceback" not in result.output
+
+
+TINY = Path(__file__).resolve().parents[2] / "configs" / "panollava" / "tiny.yaml"
+# (its stage 0 trains the overlap loss alone, weight 1.0)
+
+
+@pytest.mark.parametrize(
+    "views",
+    [
+        ["views.strategy=resize"],
+        ["views.strategy=native"],
+        ["views.strategy=cubemap"],  # faces meet edge to edge: no overlap
+        ["views.fov_deg=90", "views.num_tiles=4"],  # 4 x 90°: no overlap
+    ],
+)
+def test_overlap_loss_without_overlapping_views_is_refused(views):
+    """An overlap loss on views that do not overlap used to be accepted: alone it failed at the
+    first step ('the loss's gradient reaches no trainable parameter'), next to the LM loss it
+    silently did nothing."""
+    with pytest.raises(ConfigError, match=r"train\.stages\.0\.overlap_weight=1.*overlap"):
+        load_config(TINY, views)
+    joint = ["train.stages.0.lm_weight=1.0", "train.stages.0.overlap_weight=0.1", *views]
+    with pytest.raises(ConfigError, match=r"train\.stages\.0\.overlap_weight=0\.1"):
+        load_config(TINY, joint)
+    off = [f"train.stages.{i}.overlap_weight=0.0" for i in range(3)]
+    assert load_config(TINY, [*views, *off, "train.stages.0.lm_weight=1.0"]).views.strategy
+
+
+def test_overlapping_tiles_keep_their_overlap_loss():
+    cfg = load_config(TINY, ["views.fov_deg=100", "views.num_tiles=4"])  # 10% overlap
+    assert cfg.train.stages[0].overlap_weight == 1.0

@@ -224,6 +224,5 @@ def _make_layout(cfg_json: str) -> ViewLayout:
     else:  # pragma: no cover - guarded by the config's Literal
         raise ValueError(f"unknown strategy {s!r}")
     if s in ("e2p", "pinhole", "anyres_e2p", "sliding_window"):
-        stride = 360.0 / cfg.ring_tile_count()
-        overlap = max(0.0, 1.0 - stride / cfg.fov_deg)
+        stride, overlap = 360.0 / cfg.ring_tile_count(), cfg.ring_overlap()
     return ViewLayout(s, tuple(views), tuple(_ring_pairs(views)), overlap, stride)

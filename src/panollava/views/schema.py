@@ -81,6 +81,13 @@ class ViewsConfig(StrictModel):
             )
         return self
 
+    def ring_overlap(self) -> float:
+        """The physical overlap fraction of adjacent tiles, ``1 - stride / fov`` (0 when the
+        strategy's views do not overlap: resize, native, cubemap, anyres)."""
+        if self.strategy not in ("e2p", "pinhole", "anyres_e2p", "sliding_window"):
+            return 0.0
+        return max(0.0, 1.0 - 360.0 / self.ring_tile_count() / self.fov_deg)
+
     def ring_tile_count(self) -> int:
         """Tiles on one closed yaw ring: explicit ``num_tiles`` or ``ceil(360 / (fov (1-overlap)))``."""
         if self.num_tiles is not None:
