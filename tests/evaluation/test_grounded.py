@@ -23,7 +23,6 @@ from panollava.evaluation.grounded import (
     paired_grounded,
     parse_objects,
     sample_stats,
-    scene_prior,
 )
 from panollava.evaluation.report import write_report
 from panollava.evaluation.scoring import load_run_dir, score_files
@@ -160,14 +159,24 @@ def test_chance_guesses_from_the_scene_options_the_data_was_drawn_with(tmp_path)
     table = tmp_path / "test.tsv"
     urls = [line.split("\t")[0] for line in table.read_text().splitlines()[1:]]
     graphs = find_scene_graphs(table, urls)
-    prior = {"seam_share": 0.35, "pole_share": 0.0, "object_scale": 1.5, "small_share": 0.0}
-    assert graphs.priors == {u: {**prior, "force": "seam"} for u in urls}
-    assert scene_prior(None) == {} and scene_prior({"test_subset": None}) == {}
+    options = SceneOptions(small_share=0.0, object_scale=1.5, test_subset="seam")
+    assert graphs.priors == {u: (options, "test") for u in urls}
     keys = [(u, "small objects") for u in dict.fromkeys(urls)]
     chance = chance_samples(keys, graphs.scenes, priors=graphs.priors)
     assert chance.stats[:, STATS.index("fp")].sum() == 0  # never names a small object
     default = chance_samples(keys, graphs.scenes)
     assert default.stats[:, STATS.index("fp")].sum() > 0
+    # --test-subset forces the subset on test scenes only: chance on valid is not forced either
+    valid = tmp_path / "valid.tsv"
+    valid_urls = [line.split("\t")[0] for line in valid.read_text().splitlines()[1:]]
+    seam = [(u, "objects") for u in dict.fromkeys(valid_urls)]
+    vgraphs = find_scene_graphs(valid, valid_urls)
+    assert set(vgraphs.priors.values()) == {(options, "valid")}
+    forced = [options.scene(9, i, "test") for i in range(12)]
+    drawn = [options.scene(9, i, "valid") for i in range(12)]
+    assert all(any(o.seam for o in s.objects) for s in forced)
+    assert chance_samples(seam, vgraphs.scenes, priors=vgraphs.priors).stats.shape[0] == len(seam)
+    assert not all(any(o.seam for o in s.objects) for s in drawn)
 
 
 def test_chance_is_seeded_and_low():

@@ -38,54 +38,12 @@ import yaml
 from PIL import Image
 
 from panollava.data.synth_captions import QUERIES, caption_scene
-from panollava.data.synth_scene import (
-    SEAM_SHARE,
-    SMALL_SHARE,
-    SUBSETS,
-    SynthScene,
-    check_scene_options,
-    render_scene_hwc,
-    sample_scene,
-)
+from panollava.data.synth_scene import SceneOptions, SynthScene, render_scene_hwc
 from panollava.data.tokenizer import build_word_tokenizer, save_word_tokenizer
 
 __all__ = ["SceneOptions", "SynthResult", "split_counts", "synthesize"]
 
 SPLITS = ("train", "valid", "test")
-
-
-@dataclass(frozen=True)
-class SceneOptions:
-    """Scene control (module docstring): shares of seam/pole scenes, forced test subset,
-    radius factor of the objects that are not small, share of small objects."""
-
-    seam_share: float = SEAM_SHARE
-    pole_share: float = 0.0
-    test_subset: str | None = None
-    object_scale: float = 1.0
-    small_share: float = SMALL_SHARE
-
-    def __post_init__(self) -> None:
-        check_scene_options(
-            self.seam_share, self.pole_share, None, self.object_scale, self.small_share
-        )
-        if self.test_subset is not None and self.test_subset not in SUBSETS:
-            raise ValueError(
-                f"test_subset must be one of {SUBSETS} (or none), got {self.test_subset!r}"
-            )
-
-    def scene(self, seed: int, index: int, split: str) -> SynthScene:
-        """Scene ``index`` of ``split`` under these options."""
-        force = self.test_subset if split == "test" else None
-        return sample_scene(
-            seed,
-            index,
-            seam_share=self.seam_share,
-            pole_share=self.pole_share,
-            force=force,
-            object_scale=self.object_scale,
-            small_share=self.small_share,
-        )
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ __all__ = [
     "SHAPES",
     "SUBSETS",
     "SceneObject",
+    "SceneOptions",
     "SynthScene",
     "check_scene_options",
     "render_scene",
@@ -427,3 +428,38 @@ def render_scene(scene: SynthScene, width: int, *, noise_seed: int | None = None
     """Render ``scene`` as an ERP ``(3, width // 2, width)`` float in ``[0, 1]``."""
     img = render_scene_hwc(scene, width, noise_seed=noise_seed)  # (H, W, 3)
     return img.permute(2, 0, 1).contiguous()  # (3, H, W)
+
+
+@dataclass(frozen=True)
+class SceneOptions:
+    """Scene control of ``data synth`` (:mod:`panollava.data.synth`): shares of seam/pole
+    scenes, forced test subset, radius factor of the objects that are not small, share of
+    small objects; :meth:`scene` draws scene ``index`` of a split under them."""
+
+    seam_share: float = SEAM_SHARE
+    pole_share: float = 0.0
+    test_subset: str | None = None
+    object_scale: float = 1.0
+    small_share: float = SMALL_SHARE
+
+    def __post_init__(self) -> None:
+        check_scene_options(
+            self.seam_share, self.pole_share, None, self.object_scale, self.small_share
+        )
+        if self.test_subset is not None and self.test_subset not in SUBSETS:
+            raise ValueError(
+                f"test_subset must be one of {SUBSETS} (or none), got {self.test_subset!r}"
+            )
+
+    def scene(self, seed: int, index: int, split: str) -> SynthScene:
+        """Scene ``index`` of ``split`` under these options."""
+        force = self.test_subset if split == "test" else None
+        return sample_scene(
+            seed,
+            index,
+            seam_share=self.seam_share,
+            pole_share=self.pole_share,
+            force=force,
+            object_scale=self.object_scale,
+            small_share=self.small_share,
+        )

@@ -71,8 +71,8 @@ from panollava.data.synth_scene import (
     SUBSETS,
     WALLS,
     SceneObject,
+    SceneOptions,
     SynthScene,
-    sample_scene,
 )
 from panollava.evaluation.bootstrap import PairedResult, image_weights
 from panollava.evaluation.tables import TableError
@@ -91,7 +91,6 @@ __all__ = [
     "paired_grounded",
     "read_grounded_csv",
     "sample_stats",
-    "scene_prior",
     "write_grounded_csv",
 ]
 
@@ -447,20 +446,11 @@ def _image_key(path: Path) -> str:
 @dataclass(frozen=True)
 class SceneGraphs:
     """Scene of every image url of a table, the scene.json files they came from and the scene
-    options each image was drawn with (:func:`scene_prior`)."""
+    options and split each image was drawn with (``SceneOptions.scene(seed, index, split)``)."""
 
     scenes: dict[str, SynthScene]
     files: list[Path]
-    priors: dict[str, dict] = field(default_factory=dict)
-
-
-def scene_prior(options: dict | None) -> dict:
-    """``sample_scene`` keywords of the options a scene.json records (``{}``: the default)."""
-    options = dict(options or {})
-    subset = options.pop("test_subset", None)
-    known = {"seam_share", "pole_share", "object_scale", "small_share"}
-    prior = {k: v for k, v in options.items() if k in known}
-    return {**prior, "force": subset} if subset else prior
+    priors: dict[str, tuple[SceneOptions, str]] = field(default_factory=dict)
 
 
 def find_scene_graphs(table: str | Path, urls: Sequence[str]) -> SceneGraphs | None:
@@ -475,11 +465,11 @@ def find_scene_graphs(table: str | Path, urls: Sequence[str]) -> SceneGraphs | N
     if not present:
         return None
     images: dict[str, SynthScene] = {}
-    priors: dict[Path, dict] = {}
+    priors: dict[Path, tuple[SceneOptions, str]] = {}
     for f in present:
         try:
             meta = json.loads(f.read_text(encoding="utf-8"))
-            priors[f] = scene_prior(meta.get("options"))
+            priors[f] = (SceneOptions(**meta.get("options", {})), meta.get("split", "test"))
             for e in meta["scenes"]:
                 images[_image_key(f.parent / Path(e["url"]).name)] = SynthScene.from_json(e)
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -522,22 +512,23 @@ def chance_samples(
     keys: Sequence[tuple[str, str]],
     scenes: dict[str, SynthScene],
     *,
-    priors: dict[str, dict] | None = None,
+    priors: dict[str, tuple[SceneOptions, str]] | None = None,
     draws: int = CHANCE_DRAWS,
 ) -> GroundedSamples:
     """The chance level (see the module docstring): each image gets its own ``draws`` random
-    scenes (seeded by its position among the images), drawn with ``priors[url]`` (``sample_scene``
-    keywords; default prior where absent); counts averaged over the draws."""
+    scenes (seeded by its position among the images), drawn with ``priors[url]`` (scene options
+    and split; the default prior where absent); counts averaged over the draws."""
     priors = priors or {}
+    default = (SceneOptions(), "test")
     image = {u: i for i, u in enumerate(dict.fromkeys(u for u, _ in keys))}
     guesses: dict[str, list[dict[str, list[str]]]] = {}
     stats = np.zeros((len(keys), len(STATS)))
     for i, (url, query) in enumerate(keys):
         if url not in guesses:
             first = image[url] * draws
+            options, split = priors.get(url, default)
             guesses[url] = [
-                caption_scene(sample_scene(CHANCE_SEED, first + d, **priors.get(url, {})))
-                for d in range(draws)
+                caption_scene(options.scene(CHANCE_SEED, first + d, split)) for d in range(draws)
             ]
         for guess in guesses[url]:
             stats[i] += sample_stats(query, guess[query][0], scenes[url])  # type: ignore[operator]
