@@ -27,7 +27,7 @@ from panollava.models.panollava.resamplers.schema import check_resampler_compati
 from panollava.models.panollava.schema import PanoLLaVAConfig
 from panollava.strict import StrictModel
 from panollava.training.schema import TrainConfig
-from panollava.views.schema import ViewsConfig
+from panollava.views.schema import RING_STRATEGIES, ViewsConfig
 
 __all__ = [
     "MAX_YAML_NODES",
@@ -144,7 +144,7 @@ class PanoConfig(StrictModel):
                     f"overlap, but views.strategy '{self.views.strategy}' (fov_deg "
                     f"{self.views.fov_deg:g}, num_tiles {self.views.num_tiles}) gives none: set "
                     f"train.stages.{i}.overlap_weight=0 (lm_weight > 0 if it trains nothing "
-                    "else) or use tiles that overlap (anyres_e2p, e2p, pinhole, sliding_window)"
+                    f"else) or use tiles that overlap ({', '.join(RING_STRATEGIES)})"
                 )
         return self
 

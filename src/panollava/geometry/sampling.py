@@ -19,9 +19,10 @@ reaches across the seam, and a two-tap average for odd sizes): level ``floor(log
 maps — is a *plan*, computed once per (layout, ERP size, output size, mode, device) and cached.
 ``uint8`` ERPs on the CPU (channels-last, as Pillow decodes them; bilinear) take ``cv2.remap``
 from float maps (the same samples as ``grid_sample`` to a rounding): the pyramid levels are
-written, spherically padded by one pixel, into one RGBA *atlas*, so that one remap reads every
-pixel's lower level and one its upper level, and ``cv2.blendLinear`` mixes them — all in output
-order, in this thread's reused scratch arrays. Other inputs (float, CUDA, bicubic/nearest) take
+written, spherically padded by one pixel, into one RGBA *atlas*; one remap reads every pixel's
+lower level, a second only the pixels that blend two levels (about a third), which
+``cv2.blendLinear`` mixes and scatters back — all in output order, in this thread's reused
+scratch arrays. Other inputs (float, CUDA, bicubic/nearest) take
 ``grid_sample`` over padded bands of the same levels.
 """
 
@@ -454,7 +455,7 @@ def _atlas_layout(
     return sizes, tuple(origins), (max(erp_hw[0] + 2, row), width)
 
 
-@lru_cache(maxsize=16)  # ~12 MB each for 8 tiles of 256² (two maps + blend weights)
+@lru_cache(maxsize=16)  # ~6 MB each for 8 tiles of 256² (maps, blend indices and weights)
 def _remap_plan(
     geoms: tuple[ViewGeometry, ...],
     out_hw: tuple[int, int],

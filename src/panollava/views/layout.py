@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Literal
 
 from panollava.geometry import ViewGeometry
-from panollava.views.schema import ViewsConfig
+from panollava.views.schema import RING_STRATEGIES, ViewsConfig
 
 __all__ = ["ViewKind", "ViewLayout", "ViewMeta", "make_layout", "ring_yaws"]
 
@@ -223,6 +223,6 @@ def _make_layout(cfg_json: str) -> ViewLayout:
         stride, overlap = 360.0 / cols, 0.0
     else:  # pragma: no cover - guarded by the config's Literal
         raise ValueError(f"unknown strategy {s!r}")
-    if s in ("e2p", "pinhole", "anyres_e2p", "sliding_window"):
+    if s in RING_STRATEGIES:
         stride, overlap = 360.0 / cfg.ring_tile_count(), cfg.ring_overlap()
     return ViewLayout(s, tuple(views), tuple(_ring_pairs(views)), overlap, stride)

@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from panollava.strict import StrictModel
 
-__all__ = ["MAX_VIEWS", "GlobalMode", "Strategy", "ViewsConfig"]
+__all__ = ["MAX_VIEWS", "RING_STRATEGIES", "GlobalMode", "Strategy", "ViewsConfig"]
 
 # Every view is a full image for the vision encoder: the published recipes use at most ~20
 # (a 30 deg FoV ring plus a global view); 64 leaves room and keeps a misconfiguration
@@ -21,6 +21,8 @@ Strategy = Literal[
     "resize", "native", "sliding_window", "e2p", "pinhole", "cubemap", "anyres", "anyres_e2p"
 ]
 GlobalMode = Literal["stretch", "letterbox"]
+# Strategies whose tiles form closed yaw rings of fov_deg tiles that may overlap their neighbours.
+RING_STRATEGIES = ("e2p", "pinhole", "anyres_e2p", "sliding_window")
 
 
 class ViewsConfig(StrictModel):
@@ -84,7 +86,7 @@ class ViewsConfig(StrictModel):
     def ring_overlap(self) -> float:
         """The physical overlap fraction of adjacent tiles, ``1 - stride / fov`` (0 when the
         strategy's views do not overlap: resize, native, cubemap, anyres)."""
-        if self.strategy not in ("e2p", "pinhole", "anyres_e2p", "sliding_window"):
+        if self.strategy not in RING_STRATEGIES:
             return 0.0
         return max(0.0, 1.0 - 360.0 / self.ring_tile_count() / self.fov_deg)
 
