@@ -8,8 +8,9 @@ one of them) it times, from the JPEG file:
 * ``decode``: our decode alone — ``decode_erp`` at the reduced JPEG scale the views need
   (``required_erp_width``), embedded ICC profiles converted to sRGB. The physical floor on a CPU.
 * ``+views``: that decode plus ``build_viewset`` (9 antialiased views, cached sampling plan;
-  uint8 path: ``cv2.remap`` over the pyramid atlas). ``ratio`` = ``+views`` / ``decode``
-  (goal <= 1.5x). Each time is the fastest of ``--repeats`` runs, the two run in turn.
+  uint8 path: ``cv2.remap`` over the pyramid atlas, uint8 views as every consumer takes them:
+  the model converts on its device). ``ratio`` = ``+views`` / ``decode`` (goal <= 1.5x). Each
+  time is the fastest of ``--repeats`` runs, the two run in turn.
 * ``py360``: what a user writes with py360convert: full PIL decode, ``e2p`` per tile, PIL
   resize for the global view, with py360convert's fastest installed backend (``cv2.remap``
   when opencv is importable, else scipy ``map_coordinates``; printed). ``speed-up`` = ``py360``

@@ -38,7 +38,7 @@ def test_train_mode_has_one_item_per_caption(synth_dir):
     rows = read_split([synth_dir / "train.tsv"])
     assert len(ds) == len(rows)
     s = ds[3]
-    assert s.views.shape == (9, 3, 32, 32) and s.views.dtype == torch.float32
+    assert s.views.shape == (9, 3, 32, 32) and s.views.dtype == torch.uint8  # 8-bit JPEGs
     assert (s.query, s.answer) == (rows[3].query, rows[3].reference)
     assert s.references == (rows[3].reference,) and s.image == rows[3].image
 
@@ -161,7 +161,7 @@ def test_view_cache_decodes_each_panorama_once_and_keeps_the_views(synth_dir, mo
 
 
 def test_view_cache_respects_its_budget(synth_dir):
-    one = 9 * 3 * 32 * 32 * 4  # bytes of one panorama's views at tile_size 32
+    one = 9 * 3 * 32 * 32  # bytes of one panorama's views at tile_size 32 (uint8 levels)
     ds = build_dataset(_cfg(synth_dir, view_cache_mb=2.5 * one / 2**20), "train")
     for i in range(len(ds)):
         ds[i]

@@ -68,5 +68,6 @@ def test_uint8_views_match_the_float_views_within_rounding(sample_images):
     u8 = build_viewset(decode_erp(path, min_width=need), views).pixels
     f32 = build_viewset(load_erp(path, min_width=need), views).pixels
     assert decode_erp(path, min_width=need).dtype == torch.uint8
-    diff = (u8 - f32).abs() * 255
+    assert u8.dtype == torch.uint8 and f32.dtype == torch.float32  # views keep the ERP's kind
+    diff = (u8.float() - f32 * 255).abs()
     assert diff.max() <= 1.5 + 1e-3 and diff.mean() < 0.35

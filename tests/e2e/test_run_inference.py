@@ -254,7 +254,10 @@ def test_predictor_places_model_and_batches_on_its_device_and_dtype(panollava_ru
     assert {p.dtype for p in predictor.system.model.parameters()} == {torch.bfloat16}
     _, viewset = predictor.load(split_rows(predictor.cfg, "test")[0].image)
     batch = predictor.to_device(predictor._collate([PanoSample(viewset.pixels, "what is there")]))
-    assert batch["pixel_values"].dtype == torch.bfloat16  # pixels follow the model's dtype
+    assert batch["pixel_values"].dtype == torch.uint8  # moved as levels: the encoder converts
+    floats = PanoSample(viewset.pixels.float() / 255, "what is there")
+    batch = predictor.to_device(predictor._collate([floats]))
+    assert batch["pixel_values"].dtype == torch.bfloat16  # float pixels follow the model's dtype
     assert batch["input_ids"].dtype == torch.long  # token ids are never cast
     assert isinstance(predictor.answer(viewset, "what is there"), str)  # bf16 generation runs
 

@@ -139,3 +139,50 @@ def test_uint8_path_keeps_the_geometry_for_every_channel_count(channels):
     fast = sample_views(u8, geoms, (96, 96), antialias=False)
     plain = sample_views(u8.float(), geoms, (96, 96), antialias=False)
     assert (fast - plain.round()).abs().max() <= 1.0
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_uint8_views_are_the_float_views_rounded(channels):
+    """``dtype=torch.uint8`` renders the same views as the float path, rounded: the remap path
+    (blends, resized windows between sampled views, invalid pixels) and, for 2 channels, the
+    ``grid_sample`` one; no float pass is needed to get them."""
+    g = torch.Generator().manual_seed(2)
+    u8 = torch.randint(0, 256, (2, channels, 128, 256), generator=g, dtype=torch.uint8)
+    geoms = [
+        ViewGeometry("gnomonic", 30.0, 10.0, 100.0, 100.0),
+        ViewGeometry("equirect", 0.0, 0.0, 360.0, 180.0),  # a resized window between tiles
+        ViewGeometry("gnomonic", 179.0, -40.0, 120.0, 80.0, 15.0),
+        ViewGeometry("equirect", 0.0, 60.0, 90.0, 90.0),  # partly past the pole: zero rows
+    ]
+    views = sample_views(u8, geoms, (48, 64), dtype=torch.uint8)
+    ref = sample_views(u8, geoms, (48, 64))
+    assert views.dtype == torch.uint8 and views.shape == ref.shape == (2, 4, channels, 48, 64)
+    assert (views.float() - ref).abs().max() <= 0.5 + 1e-3  # float -> uint8 is one rounding
+    assert (views[:, 3, :, :4] == 0).all()  # rows above the pole stay zero
+
+
+def test_uint8_views_need_a_uint8_erp():
+    geoms = [ViewGeometry("gnomonic", 0.0, 0.0, 90.0, 90.0)]
+    with pytest.raises(ValueError, match="uint8 from a uint8 ERP"):
+        sample_views(torch.rand(1, 3, 32, 64), geoms, (8, 8), dtype=torch.uint8)
+    with pytest.raises(ValueError, match="scale 1"):
+        sample_views(torch.zeros(1, 3, 32, 64, dtype=torch.uint8), geoms, (8, 8),
+                     dtype=torch.uint8, scale=1 / 255)  # fmt: skip
+
+
+def test_remap_path_reads_every_level0_row_it_needs():
+    """The atlas holds only the rows of level 0 that are read: those of the tiles' level-0
+    samples (about ±45° latitude here) and of any window resized from level 0 (the top rows at
+    1:1). Two different ERPs in a row: a row left out would show the first one's pixels."""
+    geoms = [
+        ViewGeometry("gnomonic", 0.0, 0.0, 90.0, 90.0),
+        ViewGeometry("equirect", 0.0, 67.5, 90.0, 45.0),  # rows 0-31 of 128, 1:1 (level 0)
+        ViewGeometry("gnomonic", 90.0, -80.0, 60.0, 60.0),  # near the south pole
+    ]
+    g = torch.Generator().manual_seed(3)
+    for _ in range(2):
+        u8 = torch.randint(0, 256, (1, 3, 128, 256), generator=g, dtype=torch.uint8)
+        views = sample_views(u8, geoms, (32, 64), dtype=torch.uint8)
+        ref = sample_views(u8.float(), geoms, (32, 64))
+        assert (views.float() - ref).abs().max() <= 2.0 + 1e-3
+        assert torch.equal(views[0, 1], u8[0, :, :32, 96:160])  # the window is the ERP itself

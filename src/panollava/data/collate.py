@@ -21,6 +21,8 @@ from typing import Any, Protocol
 import torch
 from jinja2 import Template
 
+from panollava.views import unit_float
+
 __all__ = ["CHATML_TEMPLATE", "VISION_TOKEN", "PanoCollate", "TextBudget"]
 
 log = logging.getLogger(__name__)
@@ -82,8 +84,17 @@ class TextBudget:
         return answer_ids[:budget]
 
 
+def _stack_views(views: list[torch.Tensor]) -> torch.Tensor:
+    """Views ``(V, 3, h, w)`` -> ``(B, V, 3, h, w)``, in their kind (uint8 levels stay uint8:
+    4x less to move to the GPU); float in ``[0, 1]`` when the batch mixes kinds."""
+    if len({v.dtype for v in views}) > 1:
+        views = [unit_float(v) for v in views]
+    return torch.stack(views)
+
+
 class PanoCollate:
-    """``list[PanoSample] -> dict`` of ``pixel_values (B, V, 3, h, w)``, ``input_ids``,
+    """``list[PanoSample] -> dict`` of ``pixel_values (B, V, 3, h, w)`` (uint8 or float in
+    ``[0, 1]``, as the samples' views), ``input_ids``,
     ``attention_mask``, ``labels`` (``(B, L)``; labels ``None`` when ``train=False``) and the
     ``urls``, ``queries``, ``references`` lists."""
 
@@ -191,7 +202,7 @@ class PanoCollate:
                 answer = slice(len(ids) - n_label, len(ids))  # right padding: ids start at 0
                 labels[b, answer] = input_ids[b, answer]
         return {
-            "pixel_values": torch.stack([s.views for s in samples]),  # (B, V, 3, h, w)
+            "pixel_values": _stack_views([s.views for s in samples]),  # (B, V, 3, h, w)
             "input_ids": input_ids,
             "attention_mask": attention_mask,
             "labels": labels,

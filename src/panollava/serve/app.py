@@ -38,7 +38,7 @@ from pydantic import BaseModel
 
 from panollava.data.images import ImageLoadError, load_erp, load_views
 from panollava.data.schema import ImageConfig
-from panollava.views import ViewSet
+from panollava.views import ViewSet, unit_uint8
 from panollava.views.schema import ViewsConfig
 
 __all__ = ["LOOPBACK_HOSTS", "Answerer", "create_app"]
@@ -109,8 +109,8 @@ class AskRequest(BaseModel):
 
 
 def _png(pixels: torch.Tensor, max_width: int | None = None) -> str:
-    """``(3, H, W)`` in [0, 1] -> data URL of a PNG (optionally downscaled)."""
-    img = Image.fromarray((pixels.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy())
+    """``(3, H, W)`` uint8 or float in [0, 1] -> data URL of a PNG (optionally downscaled)."""
+    img = Image.fromarray(unit_uint8(pixels).permute(1, 2, 0).cpu().numpy())
     if max_width and img.width > max_width:
         img = img.resize(
             (max_width, round(img.height * max_width / img.width)), Image.Resampling.BILINEAR

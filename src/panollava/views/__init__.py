@@ -16,5 +16,6 @@ __all__, __getattr__ = lazy_exports(
         "required_erp_width": "viewset",
         "ring_yaws": "layout",
         "unit_float": "viewset",
+        "unit_uint8": "viewset",
     },
 )

@@ -21,7 +21,7 @@ from panollava.geometry import (
     xyz_to_lonlat,
 )
 from panollava.views.layout import ViewLayout, ViewMeta
-from panollava.views.viewset import ViewSet, unit_float
+from panollava.views.viewset import ViewSet, unit_float, unit_uint8
 
 __all__ = ["coverage_map", "footprint_polyline", "save_views_figure"]
 
@@ -106,7 +106,7 @@ def save_views_figure(
     ax.set_title(title or f"{layout.strategy}: {n_views} views{overlap} (shaded: overlaps)")
     for k, v in enumerate(layout.views):
         a = fig.add_subplot(gs[1 + k // cols, k % cols])
-        a.imshow(viewset.pixels[k].permute(1, 2, 0).clamp(0, 1).numpy())
+        a.imshow(unit_uint8(viewset.pixels[k]).permute(1, 2, 0).cpu().numpy())
         label = v.name or v.kind
         a.set_title(f"{k}: {label} yaw {v.yaw_deg:+.0f}° pitch {v.pitch_deg:+.0f}°", fontsize=8)
         a.axis("off")

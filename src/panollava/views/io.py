@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from panollava.views.viewset import ViewSet
+from panollava.views.viewset import ViewSet, unit_uint8
 
 __all__ = ["save_viewset"]
 
@@ -19,7 +19,7 @@ def save_viewset(
     """Write each view as ``view_XX.png`` and the layout as ``views.json``; returns the json path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    pixels = (viewset.pixels.clamp(0, 1) * 255).round().to("cpu").byte()  # (V, 3, h, w)
+    pixels = unit_uint8(viewset.pixels).cpu()  # (V, 3, h, w) uint8
     files = []
     for k, view in enumerate(pixels):
         name = f"view_{k:02d}.png"

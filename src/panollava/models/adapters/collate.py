@@ -16,7 +16,7 @@ import torch
 
 from panollava.data.collate import IGNORE_INDEX, TextBudget
 from panollava.data.sample import PanoSample
-from panollava.views import ViewMeta
+from panollava.views import ViewMeta, unit_uint8
 
 __all__ = ["AdapterCollate", "view_label"]
 
@@ -40,8 +40,9 @@ def chat_messages(n_views: int, query: str, labels: Sequence[str] | None = None)
 
 
 def view_arrays(views: torch.Tensor) -> list[np.ndarray]:
-    """Views ``(V, 3, h, w)`` in ``[0, 1]`` -> V ``(h, w, 3)`` uint8 arrays (what processors take)."""
-    u8 = (views.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    """Views ``(V, 3, h, w)`` (uint8, or float in ``[0, 1]``) -> V ``(h, w, 3)`` uint8 arrays (what
+    processors take)."""
+    u8 = unit_uint8(views).permute(0, 2, 3, 1).cpu().numpy()
     return [np.ascontiguousarray(v) for v in u8]
 
 

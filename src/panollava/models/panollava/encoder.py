@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig
 
+from panollava.views import unit_float
+
 __all__ = ["VisionEncoder"]
 
 # Pixel normalisation each backbone family was trained with (mean, std per RGB channel).
@@ -96,9 +98,9 @@ class VisionEncoder(nn.Module):
                 post.requires_grad_(True)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Views ``(N, 3, H, W)`` in ``[0, 1]`` -> patch tokens ``(N, gh*gw, D)``."""
+        """Views ``(N, 3, H, W)`` (uint8, or float in ``[0, 1]``) -> patch tokens ``(N, gh*gw, D)``."""
         dtype = next(self.backbone.parameters()).dtype
-        pixels = ((pixels - self.mean) / self.std).to(dtype)
+        pixels = ((unit_float(pixels) - self.mean) / self.std).to(dtype)
         out = self.backbone(pixel_values=pixels)
         tokens = out.last_hidden_state[:, self.num_prefix_tokens :]
         n = tokens.shape[1]
