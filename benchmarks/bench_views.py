@@ -68,7 +68,7 @@ def decode(path: Path, cfg: ViewsConfig, device: str) -> torch.Tensor:
 
 
 def decode_and_views(path: Path, cfg: ViewsConfig, device: str) -> torch.Tensor:
-    pixels = build_viewset(decode(path, cfg, device), cfg).pixels  # (V, 3, h, w) float
+    pixels = build_viewset(decode(path, cfg, device), cfg).pixels  # (V, 3, h, w) uint8 on CPU
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     return pixels
@@ -85,10 +85,6 @@ def timed(*fns, repeats: int) -> list[float]:
             fn()
             acc.append(time.perf_counter() - t0)
     return [min(t) for t in times]
-
-
-def to_uint8(pixels: torch.Tensor) -> np.ndarray:
-    return (pixels.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 def geometry_checks(path: Path, cfg: ViewsConfig) -> tuple[float, float]:
