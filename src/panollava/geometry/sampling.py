@@ -677,7 +677,9 @@ def _remap_blended(atlas: np.ndarray, plan: _RemapPlan) -> np.ndarray:
     fine = _workspace("fine", (rows, w, channels)).view(pixel).reshape(-1)
     np.take(pixels, plan.blend_at, out=fine, mode="clip")  # indices are in range: no buffering
     pair[0::2] = fine.view(np.uint8).reshape(rows, w, channels)
-    cv2.remap(atlas, plan.upper, None, cv2.INTER_LINEAR, dst=pair[1::2])
+    coarse = pair[1::2]
+    if cv2.remap(atlas, plan.upper, None, cv2.INTER_LINEAR, dst=coarse) is not coarse:
+        raise RuntimeError("this OpenCV build copied a strided remap output: pin opencv 5.0")
     mixed = cv2.remap(pair, plan.mix, None, cv2.INTER_LINEAR,
                       dst=_workspace("mixed", (rows, w, channels)))  # fmt: skip
     pixels[plan.blend_at] = mixed.view(pixel).reshape(-1)
