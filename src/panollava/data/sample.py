@@ -15,8 +15,9 @@ __all__ = ["PanoSample"]
 class PanoSample:
     """One (panorama, query) pair.
 
-    ``views`` is ``(V, 3, h, w)``, uint8 or float in ``[0, 1]`` as :class:`~panollava.views.ViewSet`
-    holds them (global first, then tiles by yaw, per the configured strategy); ``answer`` is the training target (``None`` when generating);
+    ``views`` is ``(V, 3, h, w)``, uint8 or float in ``[0, 1]`` as
+    :class:`~panollava.views.ViewSet` holds them (global first, then tiles by yaw, per the
+    configured strategy); ``answer`` is the training target (``None`` when generating);
     ``references`` holds every reference of the (image, query) pair; ``index`` is the dataset row
     (-1 for ad-hoc questions); ``augment`` the train-time augmentation that was applied.
     """

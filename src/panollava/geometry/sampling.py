@@ -315,7 +315,8 @@ def _cv2_resize(img: torch.Tensor, size: tuple[int, int], how: str) -> torch.Ten
         for x in img.permute(0, 2, 3, 1).numpy()
     ]
     out = [o[..., None] if o.ndim == 2 else o for o in out]  # cv2 drops a single channel
-    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2)
+    batch = out[0][None] if len(out) == 1 else np.stack(out)  # one image: no copy
+    return torch.from_numpy(batch).permute(0, 3, 1, 2)
 
 
 def _area_reduce(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -613,12 +614,12 @@ def _sample_views_remap(
                 _store(img, out[i, first : first + n].reshape(n * h, w, c))
             else:
                 out[i, list(plan.sampled)] = img.reshape(n, h, w, -1)[..., :c]
+        pyramid = _Pyramid(*(torch.from_numpy(v).permute(2, 0, 1)[None] for v in levels))
         for k, *window, top, rows in plan.resized:  # the atlas stops at the tiles' coarsest level
+            small = pyramid.window(*window, (rows, w), top=len(levels) - 1)[0]  # (C', rows, w)
             if rows < h:
                 out[i, k] = 0
-            _store(
-                _window_np(levels, window, (rows, w), erp.shape[-2:]), out[i, k, top : top + rows]
-            )
+            _store(small.permute(1, 2, 0).numpy(), out[i, k, top : top + rows])
     if plan.valid is not None:
         out *= plan.valid[None, :, :, :, None]
     return torch.from_numpy(out).permute(0, 1, 4, 2, 3)
@@ -631,30 +632,6 @@ def _store(src: np.ndarray, dst: np.ndarray) -> None:
                      dst=dst.reshape(-1, *dst.shape[-2:]))  # fmt: skip
     else:
         dst[...] = src[..., : dst.shape[-1]]
-
-
-def _window_np(
-    levels: list[np.ndarray],
-    window: Sequence[int],
-    size: tuple[int, int],
-    erp_hw: Sequence[int],
-) -> np.ndarray:
-    """:meth:`_Pyramid.window` on the atlas levels ``(h, w, C')`` uint8 -> ``(*size, C')``."""
-    hw = (int(erp_hw[0]), int(erp_hw[1]))
-    lvl, x0, xs, y0, ys = _window_level(tuple(window), size, hw, len(levels) - 1)
-    src = levels[lvl]
-    lw = src.shape[1]
-    crop = src[y0 : y0 + ys]
-    if x0 >= 0 and x0 + xs <= lw:
-        crop = crop[:, x0 : x0 + xs]
-    else:  # the window wraps around the seam
-        crop = np.take(crop, np.arange(x0, x0 + xs) % lw, axis=1)
-    if crop.shape[:2] == tuple(size):
-        return crop
-    # as _area_reduce: bilinear taps at exact 1:1 / 2:1 factors are the box average
-    halves = ys in (size[0], 2 * size[0]) and xs in (size[1], 2 * size[1])
-    how = cv2.INTER_LINEAR if halves else cv2.INTER_AREA
-    return cv2.resize(crop, size[::-1], interpolation=how).reshape(*size, crop.shape[2])
 
 
 _PIXEL_DTYPE = {1: np.uint8, 4: np.uint32}  # one element per atlas pixel (RGB is RGBA)

@@ -98,7 +98,8 @@ class VisionEncoder(nn.Module):
                 post.requires_grad_(True)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Views ``(N, 3, H, W)`` (uint8, or float in ``[0, 1]``) -> patch tokens ``(N, gh*gw, D)``."""
+        """Views ``(N, 3, H, W)`` (uint8, or float in ``[0, 1]``) -> patch tokens
+        ``(N, gh*gw, D)``."""
         dtype = next(self.backbone.parameters()).dtype
         pixels = ((unit_float(pixels) - self.mean) / self.std).to(dtype)
         out = self.backbone(pixel_values=pixels)
